@@ -1,0 +1,12 @@
+// Subcommands of the `graphshard` executable.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace graphshard::cli {
+
+int launch_main(const std::vector<std::string>& args);
+int check_main(const std::vector<std::string>& args);
+
+}  // namespace graphshard::cli

@@ -1,0 +1,41 @@
+// The `graphshard` executable: one binary, several subcommands.
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+
+namespace {
+
+void usage() {
+  std::puts(
+      "usage: graphshard <command> [options]\n"
+      "  check  [--world-sizes 1,2,4,8] [--mib N]   run every collective on simulated ranks,\n"
+      "                                             verify it and print traffic and timing\n"
+      "  launch -n W [--timeout S] [--grace S] -- PROGRAM [ARGS...]\n"
+      "                                             run PROGRAM as W local ranks (torchrun\n"
+      "                                             variables, Gloo over loopback)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    usage();
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  try {
+    if (cmd == "launch") return graphshard::cli::launch_main(args);
+    if (cmd == "check") return graphshard::cli::check_main(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "graphshard %s: %s\n", cmd.c_str(), e.what());
+    return 2;
+  }
+  std::fprintf(stderr, "graphshard: unknown command '%s'\n", cmd.c_str());
+  usage();
+  return 2;
+}

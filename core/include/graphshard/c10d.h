@@ -1,0 +1,23 @@
+// The c10d engine: a Communicator over any c10d Backend (Gloo on CPU, NCCL on GPU), so a
+// process group made in Python or C++ can drive graphshard.
+//
+// Gloo has no uneven all-gather and emulates reduce-scatter with an all-reduce; this engine
+// instead builds all-gather-v from point-to-point messages straight into the output (the even
+// case uses the backend's all-gather) and reduce-scatter-v from all-to-all-v plus a local sum
+// in rank order (half the traffic of an all-reduce).
+#pragma once
+
+#include <chrono>
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+
+#include "graphshard/comm.h"
+
+namespace graphshard {
+
+// `timeout` bounds every wait; a peer that dies or stalls raises CommError/CommTimeout naming
+// the operation (and the peer where the transport tells it).
+CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
+                               std::chrono::milliseconds timeout);
+
+}  // namespace graphshard

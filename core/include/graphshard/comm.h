@@ -1,0 +1,93 @@
+// The Communicator: the one interface through which every primitive communicates.
+//
+// Engines: SimCommunicator (sim/, W threads in one process), C10dCommunicator (any c10d
+// Backend: Gloo on CPU, NCCL on GPU). The primitives never know which engine runs them.
+//
+// Buffer contract, shared by every collective:
+//  - every buffer is a 1-D contiguous tensor; all buffers of one call have the same dtype and
+//    device; counts are in ELEMENTS, one entry per rank, and may be zero or uneven;
+//  - pieces are laid out in rank order: piece q starts at sum(counts[:q]);
+//  - sums are taken in the buffer's dtype (callers upcast 16-bit floats first, see primitives);
+//    every rank receives a bitwise-identical sum; the simulated engine adds in rank order;
+//  - calls are stream-ordered on CUDA tensors (no host synchronisation is part of the contract);
+//    on CPU they return when the output is ready;
+//  - every call validates its buffers before communicating (same checks on every rank) and
+//    raises CommError naming the operation, rank and peer when a peer fails, dies or does not
+//    arrive within timeout().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace graphshard {
+
+// A collective failed because of a peer (error, death, timeout) or the transport.
+class CommError : public std::runtime_error {
+ public:
+  CommError(std::string op, int rank, std::vector<int> peers, const std::string& message)
+      : std::runtime_error(message), op_(std::move(op)), rank_(rank), peers_(std::move(peers)) {}
+  const std::string& op() const { return op_; }
+  int rank() const { return rank_; }
+  // The ranks blamed (did not arrive, died, or failed); empty when unknown.
+  const std::vector<int>& peers() const { return peers_; }
+
+ private:
+  std::string op_;
+  int rank_;
+  std::vector<int> peers_;
+};
+
+// A collective did not complete within the communicator's timeout.
+class CommTimeout : public CommError {
+ public:
+  using CommError::CommError;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::chrono::milliseconds timeout() const = 0;
+  // "sim", "gloo", "nccl", ...
+  virtual std::string engine() const = 0;
+
+  // recv = concat over q of (rank q's send); counts[q] = rank q's send length.
+  void all_gather_v(const at::Tensor& send, const at::Tensor& recv,
+                    const std::vector<int64_t>& counts);
+  // buffer = elementwise sum over ranks of buffer, in place.
+  void all_reduce_sum(const at::Tensor& buffer);
+  // recv = sum over q of piece r of rank q's send, pieces cut by counts (same on all ranks).
+  void reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
+                        const std::vector<int64_t>& counts);
+  // Rank r sends piece q of send (send_counts[q] elements) to rank q, and receives
+  // recv_counts[q] elements from rank q into piece q of recv.
+  void all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
+                    const at::Tensor& recv, const std::vector<int64_t>& recv_counts);
+  void barrier();
+
+ protected:
+  virtual void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
+                               const std::vector<int64_t>& counts) = 0;
+  virtual void do_all_reduce_sum(const at::Tensor& buffer) = 0;
+  virtual void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
+                                   const std::vector<int64_t>& counts) = 0;
+  virtual void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
+                               const at::Tensor& recv,
+                               const std::vector<int64_t>& recv_counts) = 0;
+  virtual void do_barrier() = 0;
+};
+
+using CommPtr = std::shared_ptr<Communicator>;
+
+// Prefix offsets: offsets(counts)[q] = sum(counts[:q]); size W + 1.
+std::vector<int64_t> offsets_of(const std::vector<int64_t>& counts);
+
+}  // namespace graphshard

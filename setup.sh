@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One-step, idempotent set-up on a fresh Debian bookworm machine of this project's kind:
+#   1. Debian packages (compilers are already there): RapidCheck, GoogleTest, Google Benchmark,
+#      nlohmann/json, Gloo headers (the torch wheel ships Gloo compiled in but not its headers), ccache.
+#   2. A project-local virtual environment .venv with torch==2.11.0 from PyPI; its LibTorch is what
+#      the build links (torch.utils.cmake_prefix_path).
+#   3. Configure and build into build/ (ccache'd). Nothing is downloaded after this step.
+# Environment: GRAPHSHARD_BUILD_DIR (default build), GRAPHSHARD_CUDA (ON/OFF, default: ON when nvcc
+# is found), GRAPHSHARD_SANITIZE (address,undefined | thread), GRAPHSHARD_BUILD_TYPE (Release).
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+
+packages=(build-essential cmake ccache python3-venv librapidcheck-dev libgtest-dev libgmock-dev
+          googletest libbenchmark-dev nlohmann-json3-dev libgloo-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$python" -m venv .venv
+fi
+if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.11.0")' 2>/dev/null; then
+  echo "setup: installing torch==2.11.0 into .venv (large download, once)"
+  .venv/bin/pip install -q --progress-bar off torch==2.11.0
+fi
+if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
+  .venv/bin/pip install -q --progress-bar off matplotlib
+fi
+
+build=${GRAPHSHARD_BUILD_DIR:-build}
+prefix=$(.venv/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
+cuda_flag=()
+[ -n "${GRAPHSHARD_CUDA:-}" ] && cuda_flag=(-DGRAPHSHARD_CUDA="$GRAPHSHARD_CUDA")
+sanitize_flag=()
+[ -n "${GRAPHSHARD_SANITIZE:-}" ] && sanitize_flag=(-DGRAPHSHARD_SANITIZE="$GRAPHSHARD_SANITIZE")
+mkdir -p "$build"
+if [ ! -f "$build/CMakeCache.txt" ] || [ -n "${cuda_flag[*]}${sanitize_flag[*]}" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="${GRAPHSHARD_BUILD_TYPE:-Release}" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DPython3_EXECUTABLE="$root/.venv/bin/python" \
+    "${cuda_flag[@]}" "${sanitize_flag[@]}" >"$build/configure.log" 2>&1 \
+    || { cat "$build/configure.log"; exit 1; }
+fi
+jobs=${GRAPHSHARD_JOBS:-$(nproc)}
+cmake --build "$build" -j "$jobs"
