@@ -1,0 +1,2 @@
+# Sources of core/primitives (paths relative to core/).
+list(APPEND GRAPHSHARD_PRIMITIVES_SOURCES)

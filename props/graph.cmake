@@ -1,0 +1,1 @@
+# Tests of the graph functions: graphshard_props(<exe> LABELS ... SOURCES ...) calls.

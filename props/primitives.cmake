@@ -1,0 +1,1 @@
+# Tests of the tensor primitives: graphshard_props(<exe> LABELS ... SOURCES ...) calls.
