@@ -50,5 +50,7 @@ if [ ! -f "$build/CMakeCache.txt" ] || [ -n "${cuda_flag[*]}${sanitize_flag[*]}"
     "${cuda_flag[@]}" "${sanitize_flag[@]}" >"$build/configure.log" 2>&1 \
     || { cat "$build/configure.log"; exit 1; }
 fi
+# Compiler caches hit across clones: paths under the repository are hashed relative to it.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 jobs=${GRAPHSHARD_JOBS:-$(nproc)}
 cmake --build "$build" -j "$jobs"

@@ -79,8 +79,8 @@ Row run_op(const std::string& op, int w, int64_t elems, int reps) {
         }
       }
     });
-    times.push_back(std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now() - t0).count());
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     for (const auto& o : outcomes) {
       if (!o.ok) throw std::runtime_error(op + " failed: " + o.error);
     }
@@ -107,22 +107,23 @@ int check_main(const std::vector<std::string>& args) {
     }
   }
   const auto elems = static_cast<int64_t>(mib * (1 << 20) / sizeof(float));
-  std::printf("graphshard check: every collective on simulated ranks, %.1f MiB of float32, "
-              "uneven counts\n\n", mib);
-  std::printf("%-18s %6s %18s %12s %10s\n", "collective", "W", "max bytes sent/rank",
-              "median ms", "verified");
+  std::printf(
+      "graphshard check: every collective on simulated ranks, %.1f MiB of float32, "
+      "uneven counts\n\n",
+      mib);
+  std::printf("%-18s %6s %18s %12s %10s\n", "collective", "W", "max bytes sent/rank", "median ms",
+              "verified");
   bool all_ok = true;
   for (int w : worlds) {
     for (const char* op : {"all_gather_v", "all_reduce_sum", "reduce_scatter_v", "all_to_all_v"}) {
       const Row row = run_op(op, w, elems, 5);
       all_ok = all_ok && row.ok;
       std::printf("%-18s %6d %18lld %12.3f %10s\n", row.op.c_str(), row.world,
-                  static_cast<long long>(row.bytes_per_rank), row.median_ms,
-                  row.ok ? "yes" : "NO");
+                  static_cast<long long>(row.bytes_per_rank), row.median_ms, row.ok ? "yes" : "NO");
     }
   }
   std::printf("\n%s\n", all_ok ? "all collectives matched their whole-world definition"
-                                : "MISMATCH: see the rows marked NO");
+                               : "MISMATCH: see the rows marked NO");
   return all_ok ? 0 : 1;
 }
 

@@ -1,7 +1,8 @@
 // Test binary for real Gloo processes, started W times by `graphshard launch -n W -- <this>`.
 // Registers the replay variant of every GRAPHSHARD_PROPERTY (Suite.NameOverGloo) and runs
-// those (the GlooFaults suite runs only when named by --gtest_filter, one launch per test). Any failed assertion ends this process at once: the launcher then
-// stops the other ranks, so a failure never leaves ranks waiting in mismatched collectives.
+// those (the GlooFaults suite runs only when named by --gtest_filter, one launch per test). Any
+// failed assertion ends this process at once: the launcher then stops the other ranks, so a failure
+// never leaves ranks waiting in mismatched collectives.
 #include <cstdio>
 #include <cstdlib>
 
@@ -36,7 +37,6 @@ class ReplayTest : public testing::Test {
 
 }  // namespace
 
-
 std::chrono::milliseconds gloo_timeout() {
   const char* v = std::getenv("GRAPHSHARD_GLOO_TIMEOUT_MS");
   return std::chrono::milliseconds(v && *v ? std::atol(v) : 60000);
@@ -52,25 +52,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   props::set_gloo_comm(communicator_from_env("gloo", props::gloo_timeout()));
-  const CommPtr comm = props::gloo_comm();
+  const int rank = props::gloo_comm()->rank();
   for (const auto& p : props::property_registry()) {
     auto run = p.run_gloo;
     testing::RegisterTest(p.suite.c_str(), (p.name + "OverGloo").c_str(), nullptr, nullptr,
-                          __FILE__, __LINE__, [run]() -> testing::Test* {
-                            return new props::ReplayTest(run);
-                          });
+                          __FILE__, __LINE__,
+                          [run]() -> testing::Test* { return new props::ReplayTest(run); });
   }
   if (GTEST_FLAG_GET(filter) == "*") GTEST_FLAG_SET(filter, "*OverGloo");
   // Only rank 0 prints the per-test progress; every rank still reports failures.
   auto& listeners = testing::UnitTest::GetInstance()->listeners();
-  if (comm->rank() != 0) delete listeners.Release(listeners.default_result_printer());
+  if (rank != 0) delete listeners.Release(listeners.default_result_printer());
   listeners.Append(new props::ExitOnFailure);
   const int rc = RUN_ALL_TESTS();
   try {
-    comm->barrier();  // nobody leaves while a peer may still need it
+    props::gloo_comm()->barrier();  // nobody leaves while a peer may still need it
   } catch (const std::exception& e) {
     // Expected after the fault tests, which break the world on purpose.
-    std::fprintf(stderr, "[rank %d] final barrier: %s\n", comm->rank(), e.what());
+    std::fprintf(stderr, "[rank %d] final barrier: %s\n", rank, e.what());
   }
   std::fflush(stdout);
   std::fflush(stderr);
