@@ -1,0 +1,47 @@
+// A Communicator decorator that counts, per operation, the bytes this rank sends and receives,
+// whatever engine runs underneath (sim, Gloo, NCCL). The conventions match the sim ledger:
+// point-to-point bytes excluding self-messages, and an all-reduce counted as a ring sends it,
+// 2(W-1)/W of the buffer each way.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "graphshard/comm.h"
+
+namespace graphshard::study {
+
+struct OpTraffic {
+  int64_t calls = 0;
+  int64_t bytes_sent = 0;
+  int64_t bytes_received = 0;
+};
+
+class CountingCommunicator : public Communicator {
+ public:
+  explicit CountingCommunicator(CommPtr inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
+  std::string engine() const override { return inner_->engine(); }
+
+  const std::map<std::string, OpTraffic>& traffic() const { return traffic_; }
+  void reset() { traffic_.clear(); }
+
+ protected:
+  void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
+                       const std::vector<int64_t>& counts) override;
+  void do_all_reduce_sum(const at::Tensor& buffer) override;
+  void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
+                           const std::vector<int64_t>& counts) override;
+  void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
+                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts) override;
+  void do_barrier() override;
+
+ private:
+  void add(const char* op, int64_t sent_elems, int64_t recv_elems, const at::Tensor& like);
+  CommPtr inner_;
+  std::map<std::string, OpTraffic> traffic_;
+};
+
+}  // namespace graphshard::study
