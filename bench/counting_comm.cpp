@@ -45,6 +45,8 @@ void CountingCommunicator::do_all_to_all_v(const at::Tensor& send,
       send);
 }
 
-void CountingCommunicator::do_barrier() { inner_->barrier(); }
+void CountingCommunicator::do_barrier() {
+  inner_->barrier();
+}
 
 }  // namespace graphshard::study

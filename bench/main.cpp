@@ -11,6 +11,9 @@ namespace {
 void usage() {
   std::puts(
       "usage: graphshard <command> [options]\n"
+      "  study  [CONFIG.json] [--out DIR] [--no-plots]\n"
+      "                                             run a scaling study (default: the\n"
+      "                                             quickstart); table, results.json/csv, plots\n"
       "  check  [--world-sizes 1,2,4,8] [--mib N]   run every collective on simulated ranks,\n"
       "                                             verify it and print traffic and timing\n"
       "  launch -n W [--timeout S] [--grace S] -- PROGRAM [ARGS...]\n"

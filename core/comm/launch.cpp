@@ -1,7 +1,8 @@
 // Local launcher: W processes on loopback with torchrun's variables. Every argument and the
 // environment are prepared before fork(), so the child only calls async-signal-safe functions
 // before exec. Children die with the launcher (PR_SET_PDEATHSIG), and once one fails the others
-// get a grace period and are then killed: no test can hang on a lost peer.
+// get a grace period and are then killed: no test can hang on a lost peer. OMP_NUM_THREADS
+// defaults to cores / W, as torchrun does.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -10,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -40,8 +43,8 @@ int free_port() {
 }
 
 std::vector<std::string> child_env(int rank, const LaunchOptions& o, int port) {
-  const char* ours[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=",
-                        "MASTER_ADDR=", "MASTER_PORT="};
+  const char* ours[] = {
+      "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT="};
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     bool replaced = false;
@@ -54,6 +57,12 @@ std::vector<std::string> child_env(int rank, const LaunchOptions& o, int port) {
   env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(o.world_size));
   env.push_back("MASTER_ADDR=" + o.master_addr);
   env.push_back("MASTER_PORT=" + std::to_string(port));
+  // Like torchrun: W processes with a full intra-op thread pool each would oversubscribe the
+  // cores (OpenMP threads spin while waiting), so each gets its share unless the user chose.
+  if (!std::getenv("OMP_NUM_THREADS")) {
+    const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+    env.push_back("OMP_NUM_THREADS=" + std::to_string(std::max(1L, cores / o.world_size)));
+  }
   return env;
 }
 
@@ -115,9 +124,10 @@ int launch_local(const std::vector<std::string>& argv, const LaunchOptions& o) {
       if (code != 0 && result == 0) {
         result = code;
         kill_at = clock::now() + o.grace;
-        std::fprintf(stderr, "graphshard launch: rank %d exited with code %d; the other ranks "
-                             "have %lld ms to finish\n", r, code,
-                     static_cast<long long>(o.grace.count()));
+        std::fprintf(stderr,
+                     "graphshard launch: rank %d exited with code %d; the other ranks "
+                     "have %lld ms to finish\n",
+                     r, code, static_cast<long long>(o.grace.count()));
       }
     }
     const auto now = clock::now();

@@ -1,0 +1,192 @@
+// Bare collectives per engine, with the NCCL-tests metrics. Without torchrun variables it runs
+// the simulated engine for each W of --worlds (default 2,4); under `graphshard launch -n W` it
+// runs Gloo (every rank runs the same fixed iteration counts in lockstep; rank 0 reports).
+//
+//   build/graphshard_bench_collectives [--sizes=4096,1048576,...] [--worlds=2,4] [gbench flags]
+//   build/graphshard launch -n 4 -- build/graphshard_bench_collectives [--sizes=...]
+//
+// algbw_GBps = bytes / time; busbw_GBps = algbw * (W-1)/W for all-gather, reduce-scatter and
+// all-to-all, * 2(W-1)/W for all-reduce. bytes: all-gather the whole output, all-reduce the
+// buffer, reduce-scatter the whole input, all-to-all one rank's send buffer.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include <ATen/ATen.h>
+
+#include "graphshard/launch.h"
+#include "graphshard/shapes.h"
+#include "sim_pool.h"
+
+namespace graphshard::study {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
+  return out;
+}
+
+struct Buffers {
+  at::Tensor send, recv;
+  std::vector<int64_t> counts;
+};
+
+// float32 buffers for `op` moving `bytes` (as defined above) on rank r of w.
+Buffers make_buffers(const std::string& op, int64_t bytes, int w, int r) {
+  const int64_t n = bytes / 4;
+  Buffers b;
+  b.counts = balanced_sizes(n, w);
+  if (op == "all_gather_v") {
+    b.send = at::ones({b.counts[r]});
+    b.recv = at::empty({n});
+  } else if (op == "all_reduce_sum") {
+    b.send = at::ones({n});
+  } else if (op == "reduce_scatter_v") {
+    b.send = at::ones({n});
+    b.recv = at::empty({b.counts[r]});
+  } else {
+    b.send = at::ones({n});
+    b.recv = at::empty({n});
+  }
+  return b;
+}
+
+void run_op(const std::string& op, Communicator& comm, Buffers& b) {
+  if (op == "all_gather_v") {
+    comm.all_gather_v(b.send, b.recv, b.counts);
+  } else if (op == "all_reduce_sum") {
+    comm.all_reduce_sum(b.send);
+  } else if (op == "reduce_scatter_v") {
+    comm.reduce_scatter_v(b.send, b.recv, b.counts);
+  } else {
+    comm.all_to_all_v(b.send, b.counts, b.recv, b.counts);
+  }
+}
+
+double bus_factor(const std::string& op, int w) {
+  const double f = static_cast<double>(w - 1) / w;
+  return op == "all_reduce_sum" ? 2 * f : f;
+}
+
+void set_counters(benchmark::State& state, const std::string& op, int w, int64_t bytes,
+                  double seconds) {
+  const double algbw =
+      static_cast<double>(bytes) * static_cast<double>(state.iterations()) / seconds / 1e9;
+  state.counters["algbw_GBps"] = algbw;
+  state.counters["busbw_GBps"] = algbw * bus_factor(op, w);
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+
+int64_t iterations_for(int64_t bytes) {
+  return std::max<int64_t>(
+      5, std::min<int64_t>(200, (int64_t{256} << 20) / std::max<int64_t>(bytes, 1)));
+}
+
+const char* kOps[] = {"all_gather_v", "all_reduce_sum", "reduce_scatter_v", "all_to_all_v"};
+
+}  // namespace
+}  // namespace graphshard::study
+
+int main(int argc, char** argv) {
+  using namespace graphshard;
+  using namespace graphshard::study;
+  std::vector<int64_t> sizes{4096, 1 << 20, 16 << 20, 64 << 20};
+  std::vector<int64_t> worlds{2, 4};
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
+      sizes = parse_list(argv[i] + 8);
+    } else if (std::strncmp(argv[i], "--worlds=", 9) == 0) {
+      worlds = parse_list(argv[i] + 9);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+
+  std::vector<std::unique_ptr<SimPool>> pools;
+  CommPtr gloo;
+  if (launched_by_env()) {
+    gloo = communicator_from_env("gloo", std::chrono::minutes(5));
+    for (const char* op : kOps) {
+      for (int64_t bytes : sizes) {
+        const std::string name = std::string(op) +
+                                 "/engine:gloo/W:" + std::to_string(gloo->size()) +
+                                 "/bytes:" + std::to_string(bytes);
+        benchmark::RegisterBenchmark(
+            name.c_str(),
+            [op = std::string(op), bytes, gloo](benchmark::State& state) {
+              Buffers b = make_buffers(op, bytes, gloo->size(), gloo->rank());
+              double total = 0;
+              for (auto _ : state) {
+                gloo->barrier();  // iterations start together on every rank
+                const auto t0 = Clock::now();
+                run_op(op, *gloo, b);
+                const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+                state.SetIterationTime(dt);
+                total += dt;
+              }
+              set_counters(state, op, gloo->size(), bytes, total);
+            })
+            ->UseManualTime()
+            ->Iterations(iterations_for(bytes))
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+  } else {
+    for (int64_t w : worlds) {
+      pools.push_back(std::make_unique<SimPool>(static_cast<int>(w)));
+      SimPool* pool = pools.back().get();
+      for (const char* op : kOps) {
+        for (int64_t bytes : sizes) {
+          const std::string name = std::string(op) + "/engine:sim/W:" + std::to_string(w) +
+                                   "/bytes:" + std::to_string(bytes);
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [op = std::string(op), bytes, pool](benchmark::State& state) {
+                const int w = pool->size();
+                std::vector<Buffers> bufs;
+                for (int r = 0; r < w; ++r) bufs.push_back(make_buffers(op, bytes, w, r));
+                const std::function<void(const CommPtr&)> job = [&](const CommPtr& c) {
+                  run_op(op, *c, bufs[c->rank()]);
+                };
+                double total = 0;
+                for (auto _ : state) {
+                  const auto t0 = Clock::now();
+                  pool->run(job);
+                  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+                  state.SetIterationTime(dt);
+                  total += dt;
+                }
+                set_counters(state, op, w, bytes, total);
+              })
+              ->UseManualTime()
+              ->Iterations(iterations_for(bytes))
+              ->Unit(benchmark::kMillisecond);
+        }
+      }
+    }
+  }
+  if (gloo && gloo->rank() != 0) {
+    // Non-zero ranks run in lockstep but report nothing.
+    struct Silent : benchmark::BenchmarkReporter {
+      bool ReportContext(const Context&) override { return true; }
+      void ReportRuns(const std::vector<Run>&) override {}
+    } silent;
+    benchmark::RunSpecifiedBenchmarks(&silent);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
+  if (gloo) gloo->barrier();
+  benchmark::Shutdown();
+  std::fflush(stdout);
+  std::_Exit(0);
+}
