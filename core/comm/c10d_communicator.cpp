@@ -47,7 +47,10 @@ class C10dCommunicator : public Communicator {
     const int w = size(), r = rank();
     bool even = true;
     for (int64_t c : counts) even = even && c == counts[0];
-    if (even) {
+    // Gloo's own all-gather (a ring) measured 2x slower on loopback than direct messages
+    // (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), so Gloo always takes the p2p path;
+    // NCCL's all-gather is the fast path for even counts there.
+    if (even && engine() != "gloo") {
       guarded("all_gather_v", {}, [&] {
         at::Tensor out = recv, in = send;
         wait(backend_->_allgather_base(out, in));
