@@ -1,4 +1,10 @@
-// Buffer validation shared by every engine: each engine's do_* sees only well-formed calls.
+// Buffer validation shared by every engine: each engine's do_* sees only well-formed calls;
+// and checked mode, where ranks agree on what they are about to do before doing it.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
 #include <ATen/ATen.h>
 
 #include "../check.h"
@@ -11,8 +17,8 @@ namespace {
 void check_buffer(const char* fn, const char* arg, const at::Tensor& t, const at::Tensor& like,
                   int64_t numel, int rank) {
   detail::check(t.defined(), fn, arg, "a defined tensor", "an undefined tensor", rank);
-  detail::check(t.dim() == 1 && t.is_contiguous(), fn, arg, "a 1-D contiguous tensor",
-                t.sizes(), rank);
+  detail::check(t.dim() == 1 && t.is_contiguous(), fn, arg, "a 1-D contiguous tensor", t.sizes(),
+                rank);
   detail::check(t.scalar_type() == like.scalar_type(), fn, std::string(arg) + " dtype",
                 like.scalar_type(), t.scalar_type(), rank);
   detail::check(t.device() == like.device(), fn, std::string(arg) + " device", like.device(),
@@ -20,7 +26,65 @@ void check_buffer(const char* fn, const char* arg, const at::Tensor& t, const at
   detail::check(t.numel() == numel, fn, std::string(arg) + " numel", numel, t.numel(), rank);
 }
 
+// -1: not yet read from the environment; 0 off; 1 on.
+std::atomic<int> g_checked{-1};
+
+std::string describe(const char* op, const at::Tensor& t, const std::vector<int64_t>& counts) {
+  std::ostringstream os;
+  os << op << " dtype=" << t.scalar_type() << " counts=" << detail::str(counts);
+  return os.str();
+}
+
 }  // namespace
+
+void set_checked_mode(bool on) {
+  g_checked.store(on ? 1 : 0, std::memory_order_relaxed);
+}
+
+bool checked_mode() {
+  int v = g_checked.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("GRAPHSHARD_CHECKED");
+    const bool on = e && (!std::strcmp(e, "1") || !std::strcmp(e, "true") || !std::strcmp(e, "on"));
+    int expected = -1;
+    g_checked.compare_exchange_strong(expected, on ? 1 : 0);
+    v = g_checked.load(std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+void Communicator::check_agreement(const std::string& descriptor, const at::Device& device) {
+  if (!checked_mode() || size() == 1) return;
+  const int w = size();
+  const auto opts = at::TensorOptions().device(device);
+  // Two exchanges on the engine directly (not through the checked entry points): the lengths,
+  // then the bytes.
+  at::Tensor len = at::full({1}, static_cast<int64_t>(descriptor.size()), opts.dtype(at::kLong));
+  at::Tensor lens = at::empty({w}, opts.dtype(at::kLong));
+  do_all_gather_v(len, lens, std::vector<int64_t>(w, 1));
+  const at::Tensor lens_cpu = lens.cpu();
+  std::vector<int64_t> counts(lens_cpu.data_ptr<int64_t>(), lens_cpu.data_ptr<int64_t>() + w);
+  at::Tensor mine = at::empty({static_cast<int64_t>(descriptor.size())}, at::kByte);
+  std::memcpy(mine.data_ptr(), descriptor.data(), descriptor.size());
+  at::Tensor all = at::empty({total(counts)}, opts.dtype(at::kByte));
+  do_all_gather_v(mine.to(device), all, counts);
+  const at::Tensor all_cpu = all.cpu();
+  const auto* bytes = reinterpret_cast<const char*>(all_cpu.data_ptr());
+  std::vector<std::string> views;
+  int64_t off = 0;
+  for (int q = 0; q < w; ++q) {
+    views.emplace_back(bytes + off, static_cast<size_t>(counts[q]));
+    off += counts[q];
+  }
+  bool agree = true;
+  for (const auto& v : views) agree = agree && v == views[0];
+  if (agree) return;
+  std::ostringstream os;
+  os << "graphshard checked mode: ranks disagree on the next collective (seen on rank " << rank()
+     << "):";
+  for (int q = 0; q < w; ++q) os << "\n  rank " << q << ": " << views[q];
+  throw c10::ValueError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)}, os.str());
+}
 
 std::vector<int64_t> offsets_of(const std::vector<int64_t>& counts) {
   std::vector<int64_t> off(counts.size() + 1, 0);
@@ -34,11 +98,15 @@ void Communicator::all_gather_v(const at::Tensor& send, const at::Tensor& recv,
   detail::check_sizes(fn, "counts", counts, size(), rank());
   check_buffer(fn, "send", send, send, counts[rank()], rank());
   check_buffer(fn, "recv", recv, send, total(counts), rank());
+  if (checked_mode()) check_agreement(describe("all_gather_v", send, counts), send.device());
   do_all_gather_v(send, recv, counts);
 }
 
 void Communicator::all_reduce_sum(const at::Tensor& buffer) {
   check_buffer("Communicator::all_reduce_sum", "buffer", buffer, buffer, buffer.numel(), rank());
+  if (checked_mode()) {
+    check_agreement(describe("all_reduce_sum", buffer, {buffer.numel()}), buffer.device());
+  }
   do_all_reduce_sum(buffer);
 }
 
@@ -48,6 +116,7 @@ void Communicator::reduce_scatter_v(const at::Tensor& send, const at::Tensor& re
   detail::check_sizes(fn, "counts", counts, size(), rank());
   check_buffer(fn, "send", send, send, total(counts), rank());
   check_buffer(fn, "recv", recv, send, counts[rank()], rank());
+  if (checked_mode()) check_agreement(describe("reduce_scatter_v", send, counts), send.device());
   do_reduce_scatter_v(send, recv, counts);
 }
 
@@ -58,9 +127,37 @@ void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_
   detail::check_sizes(fn, "recv_counts", recv_counts, size(), rank());
   check_buffer(fn, "send", send, send, total(send_counts), rank());
   check_buffer(fn, "recv", recv, send, total(recv_counts), rank());
+  if (checked_mode()) {
+    // Per-rank counts differ legitimately; ranks must agree on the operation and dtype, and on
+    // the pairs: what q sends to r is what r expects from q (checked by all ranks below).
+    std::vector<int64_t> pair(2 * size());
+    for (int q = 0; q < size(); ++q) {
+      pair[2 * q] = send_counts[q];
+      pair[2 * q + 1] = recv_counts[q];
+    }
+    at::Tensor mine = at::tensor(pair, at::kLong).to(send.device());
+    at::Tensor all = at::empty({2 * size() * size()}, mine.options());
+    check_agreement(describe("all_to_all_v", send, {}), send.device());
+    do_all_gather_v(mine, all, std::vector<int64_t>(size(), 2 * size()));
+    const at::Tensor m = all.cpu().view({size(), size(), 2});  // [rank, peer, send|recv]
+    for (int p = 0; p < size(); ++p) {
+      for (int q = 0; q < size(); ++q) {
+        const int64_t sent = m[p][q][0].item<int64_t>(), expected = m[q][p][1].item<int64_t>();
+        if (sent != expected) {
+          detail::fail(fn, "send_counts/recv_counts",
+                       "rank " + std::to_string(q) + " to expect from rank " + std::to_string(p) +
+                           " what it sends (" + std::to_string(sent) + " elements)",
+                       std::to_string(expected) + " elements (checked mode)", rank());
+        }
+      }
+    }
+  }
   do_all_to_all_v(send, send_counts, recv, recv_counts);
 }
 
-void Communicator::barrier() { do_barrier(); }
+void Communicator::barrier() {
+  if (checked_mode()) check_agreement("barrier", at::kCPU);
+  do_barrier();
+}
 
 }  // namespace graphshard

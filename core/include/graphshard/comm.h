@@ -73,6 +73,13 @@ class Communicator {
                     const at::Tensor& recv, const std::vector<int64_t>& recv_counts);
   void barrier();
 
+  // Checked mode (see set_checked_mode): every rank contributes `descriptor` (what it is about
+  // to do: operation, dims, sizes, dtype, shapes); if any two differ, every rank raises one
+  // c10::ValueError listing each rank's view. Exchanged on `device` (the device of the
+  // operation's tensors). A no-op when checked mode is off. The collectives above call it with
+  // their own descriptor; the primitives call it with theirs.
+  void check_agreement(const std::string& descriptor, const at::Device& device);
+
  protected:
   virtual void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                                const std::vector<int64_t>& counts) = 0;
@@ -80,12 +87,17 @@ class Communicator {
   virtual void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                                    const std::vector<int64_t>& counts) = 0;
   virtual void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                               const at::Tensor& recv,
-                               const std::vector<int64_t>& recv_counts) = 0;
+                               const at::Tensor& recv, const std::vector<int64_t>& recv_counts) = 0;
   virtual void do_barrier() = 0;
 };
 
 using CommPtr = std::shared_ptr<Communicator>;
+
+// Checked mode: off by default; on when the environment variable GRAPHSHARD_CHECKED is "1",
+// "true" or "on" at the first query, or after set_checked_mode(true). Process-wide. When off it
+// costs one relaxed atomic load per collective.
+void set_checked_mode(bool on);
+bool checked_mode();
 
 // Prefix offsets: offsets(counts)[q] = sum(counts[:q]); size W + 1.
 std::vector<int64_t> offsets_of(const std::vector<int64_t>& counts);
