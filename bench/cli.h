@@ -9,5 +9,6 @@ namespace graphshard::cli {
 int launch_main(const std::vector<std::string>& args);
 int check_main(const std::vector<std::string>& args);
 int study_main(const std::vector<std::string>& args);
+int study_rank_main(const std::vector<std::string>& args);
 
 }  // namespace graphshard::cli

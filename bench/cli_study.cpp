@@ -28,7 +28,7 @@ int study_main(const std::vector<std::string>& args) {
   const study::StudyConfig config = study::load_study_config(config_path);
   if (out_dir.empty()) out_dir = "out/" + config.name;
   const auto start = std::chrono::steady_clock::now();
-  const auto result = study::run_study(config, [&](const std::string& what) {
+  const auto result = study::run_study(config, config_path, [&](const std::string& what) {
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr, "[%7.1f s] %s\n", s, what.c_str());
@@ -47,6 +47,13 @@ int study_main(const std::vector<std::string>& args) {
   bool failed = false;
   for (const auto& w : result.worlds) failed = failed || (w.verified && !*w.verified);
   return failed ? 1 : 0;
+}
+
+int study_rank_main(const std::vector<std::string>& args) {
+  if (args.size() != 4) {
+    throw std::invalid_argument("usage: graphshard study-rank CONFIG W RESULT verify|no-verify");
+  }
+  return study::run_study_rank(args[0], std::stoi(args[1]), args[2], args[3] == "verify");
 }
 
 }  // namespace graphshard::cli

@@ -22,6 +22,32 @@ std::string verified_str(const WorldResult& w) {
 
 }  // namespace
 
+nlohmann::json rank_metrics_to_json(const RankMetrics& r) {
+  return {{"rank", r.rank},
+          {"dst_nodes", r.dst_nodes},
+          {"edges", r.edges},
+          {"halo_src_nodes", r.halo_src_nodes},
+          {"local_bytes", r.local_bytes},
+          {"bytes_sent", r.bytes_sent},
+          {"bytes_received", r.bytes_received},
+          {"seconds", r.seconds},
+          {"cpu_seconds", r.cpu_seconds}};
+}
+
+RankMetrics rank_metrics_from_json(const nlohmann::json& j) {
+  RankMetrics r;
+  r.rank = j.at("rank").get<int>();
+  r.dst_nodes = j.at("dst_nodes").get<int64_t>();
+  r.edges = j.at("edges").get<int64_t>();
+  r.halo_src_nodes = j.at("halo_src_nodes").get<int64_t>();
+  r.local_bytes = j.at("local_bytes").get<int64_t>();
+  r.bytes_sent = j.at("bytes_sent").get<std::map<std::string, int64_t>>();
+  r.bytes_received = j.at("bytes_received").get<std::map<std::string, int64_t>>();
+  r.seconds = j.at("seconds").get<std::map<std::string, double>>();
+  r.cpu_seconds = j.at("cpu_seconds").get<std::map<std::string, double>>();
+  return r;
+}
+
 void print_table(const StudyResult& res) {
   const auto& c = res.config;
   std::printf(
@@ -102,17 +128,7 @@ void write_results(const StudyResult& res, const std::string& out_dir) {
     jw["verified"] = w.verified ? json(*w.verified) : json(nullptr);
     jw["verify_detail"] = w.verify_detail;
     jw["per_rank"] = json::array();
-    for (const auto& r : w.ranks) {
-      jw["per_rank"].push_back({{"rank", r.rank},
-                                {"dst_nodes", r.dst_nodes},
-                                {"edges", r.edges},
-                                {"halo_src_nodes", r.halo_src_nodes},
-                                {"local_bytes", r.local_bytes},
-                                {"bytes_sent", r.bytes_sent},
-                                {"bytes_received", r.bytes_received},
-                                {"seconds", r.seconds},
-                                {"cpu_seconds", r.cpu_seconds}});
-    }
+    for (const auto& r : w.ranks) jw["per_rank"].push_back(rank_metrics_to_json(r));
     j["world_sizes"].push_back(jw);
   }
   std::ofstream(out_dir + "/results.json") << j.dump(1) << "\n";

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "study_config.h"
 #include "weather_graphs.h"
 
@@ -50,7 +52,16 @@ struct StudyResult {
 using Progress = std::function<void(const std::string&)>;
 
 Graph build_graph(const GraphSpec& spec);
-StudyResult run_study(const StudyConfig& config, const Progress& progress);
+// config_path: the file the config came from (Gloo ranks reload it).
+StudyResult run_study(const StudyConfig& config, const std::string& config_path,
+                      const Progress& progress);
+bool verification_enabled(const StudyConfig& config, int64_t num_edges);
+// Body of `graphshard study-rank CONFIG W RESULT verify|no-verify`, run by each Gloo process.
+int run_study_rank(const std::string& config_path, int world, const std::string& result_path,
+                   bool do_verify);
+
+nlohmann::json rank_metrics_to_json(const RankMetrics& m);
+RankMetrics rank_metrics_from_json(const nlohmann::json& j);
 
 void print_table(const StudyResult& result);
 void write_results(const StudyResult& result, const std::string& out_dir);
