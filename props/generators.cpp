@@ -109,3 +109,31 @@ void expect_close(const at::Tensor& actual, const at::Tensor& expected, const st
 }
 
 }  // namespace graphshard::props
+
+// ---- Tensor primitives ---------------------------------------------------------------------
+namespace graphshard::props {
+
+rc::Gen<int64_t> gen_dim(int ndim) {
+  return rc::gen::inRange<int64_t>(-ndim, ndim);
+}
+
+rc::Gen<int64_t> gen_other_dim(int ndim, int64_t dim) {
+  const int64_t d = dim < 0 ? dim + ndim : dim;
+  return rc::gen::map(rc::gen::pair(rc::gen::inRange<int64_t>(1, ndim), rc::gen::arbitrary<bool>()),
+                      [ndim, d](const std::pair<int64_t, bool>& p) {
+                        const int64_t other = (d + p.first) % ndim;
+                        return p.second ? other - ndim : other;
+                      });
+}
+
+rc::Gen<std::vector<int64_t>> gen_shard_sizes(int world_size, int64_t max_each) {
+  auto balanced = rc::gen::map(rc::gen::inRange<int64_t>(0, max_each * world_size + 1),
+                               [world_size](int64_t n) {
+                                 std::vector<int64_t> s(world_size, n / world_size);
+                                 for (int64_t q = 0; q < n % world_size; ++q) ++s[q];
+                                 return s;
+                               });
+  return rc::gen::oneOf(gen_sizes(world_size, max_each), balanced);
+}
+
+}  // namespace graphshard::props

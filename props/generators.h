@@ -56,3 +56,19 @@ void expect_close(const at::Tensor& actual, const at::Tensor& expected, const st
                   double rtol, double atol);
 
 }  // namespace graphshard::props
+
+// ---- Tensor primitives ---------------------------------------------------------------------
+namespace graphshard::props {
+
+// A dim of an ndim-dimensional tensor, negative about half of the time: [-ndim, ndim).
+rc::Gen<int64_t> gen_dim(int ndim);
+
+// A dim of an ndim-dimensional tensor (ndim >= 2) that differs from `dim` after normalisation;
+// either sign.
+rc::Gen<int64_t> gen_other_dim(int ndim, int64_t dim);
+
+// Per-rank shard sizes: random uneven ones (zeros common, see gen_sizes), all equal, or
+// balanced(n, W) for a random n (n < W gives trailing zeros).
+rc::Gen<std::vector<int64_t>> gen_shard_sizes(int world_size, int64_t max_each = 4);
+
+}  // namespace graphshard::props

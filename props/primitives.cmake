@@ -1,1 +1,4 @@
 # Tests of the tensor primitives: graphshard_props(<exe> LABELS ... SOURCES ...) calls.
+graphshard_props(graphshard_primitive_props LABELS props
+                 SOURCES primitives_props.cpp primitives_errors_props.cpp)
+graphshard_props(graphshard_primitive_tests LABELS unit SOURCES primitives_test.cpp)

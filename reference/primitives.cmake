@@ -1,2 +1,2 @@
 # Reference sources for the primitives (relative to reference/).
-list(APPEND GRAPHSHARD_REFERENCE_SOURCES)
+list(APPEND GRAPHSHARD_REFERENCE_SOURCES primitives.cpp)

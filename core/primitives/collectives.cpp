@@ -1,0 +1,198 @@
+#include "collectives.h"
+
+#include <sstream>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "../check.h"
+#include "graphshard/shapes.h"
+
+namespace graphshard::detail {
+namespace {
+
+std::vector<int64_t> with_dim(at::IntArrayRef shape, int64_t d, int64_t n) {
+  std::vector<int64_t> s(shape.begin(), shape.end());
+  s[d] = n;
+  return s;
+}
+
+// Product of the extents of every dim but d (elements per unit length along d).
+int64_t numel_except(at::IntArrayRef shape, int64_t d) {
+  int64_t n = 1;
+  for (int64_t i = 0; i < static_cast<int64_t>(shape.size()); ++i) {
+    if (i != d) n *= shape[i];
+  }
+  return n;
+}
+
+std::vector<int64_t> scaled(const std::vector<int64_t>& sizes, int64_t factor) {
+  std::vector<int64_t> out(sizes.size());
+  for (size_t q = 0; q < sizes.size(); ++q) out[q] = sizes[q] * factor;
+  return out;
+}
+
+// The 1-D view of t's storage; t must be row-major contiguous (a zero-size tensor always is).
+// Never a copy: collectives write through it.
+at::Tensor flat(const at::Tensor& t) {
+  TORCH_INTERNAL_ASSERT(t.is_contiguous());
+  return t.as_strided({t.numel()}, {1}, t.storage_offset());
+}
+
+// One 1-D buffer of dtype `type` holding x's pieces along d one after another, each row-major:
+// a single pass over x (the cast, if any, happens during the copy), or none when x is already
+// row-major and d == 0.
+at::Tensor pack(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
+                at::ScalarType type) {
+  if (d == 0) {
+    if (type == x.scalar_type() && x.is_contiguous()) return flat(x);
+    at::Tensor t = at::empty(x.sizes(), x.options().dtype(type));
+    t.copy_(x);
+    return flat(t);
+  }
+  at::Tensor buf = at::empty({x.numel()}, x.options().dtype(type));
+  const int64_t inner = numel_except(x.sizes(), d);
+  int64_t at_buf = 0, at_dim = 0;
+  for (int64_t s : sizes) {
+    buf.narrow(0, at_buf, s * inner).view(with_dim(x.sizes(), d, s)).copy_(x.narrow(d, at_dim, s));
+    at_buf += s * inner;
+    at_dim += s;
+  }
+  return buf;
+}
+
+// Inverse of pack: row-major piece q of buf goes to out.narrow(d, ...), whatever out's layout.
+void unpack(const at::Tensor& buf, const at::Tensor& out, int64_t d,
+            const std::vector<int64_t>& sizes) {
+  const int64_t inner = numel_except(out.sizes(), d);
+  int64_t at_buf = 0, at_dim = 0;
+  for (int64_t s : sizes) {
+    out.narrow(d, at_dim, s)
+        .copy_(buf.narrow(0, at_buf, s * inner).view(with_dim(out.sizes(), d, s)));
+    at_buf += s * inner;
+    at_dim += s;
+  }
+}
+
+// A received row-major result as the caller's dtype and memory format: itself when it already
+// is both, else one copy that casts and lays out at once.
+at::Tensor finish(const at::Tensor& t, at::ScalarType type, at::MemoryFormat fmt) {
+  if (t.scalar_type() == type && t.is_contiguous(fmt)) return t;
+  at::Tensor out = at::empty(t.sizes(), t.options().dtype(type).memory_format(fmt));
+  out.copy_(t);
+  return out;
+}
+
+// Checked mode: ranks agree on the operation, its dims and sizes, the dtype and the shape
+// (dims in `varying` differ legitimately between ranks and show as '*').
+void agree(Communicator& comm, const char* op, const at::Tensor& x, const std::string& args,
+           std::vector<int64_t> varying) {
+  if (!checked_mode()) return;
+  std::ostringstream os;
+  os << op << ' ' << args << " dtype=" << x.scalar_type() << " shape=[";
+  for (int64_t i = 0; i < x.dim(); ++i) {
+    os << (i ? ", " : "");
+    bool star = false;
+    for (int64_t v : varying) star = star || v == i;
+    if (star) {
+      os << '*';
+    } else {
+      os << x.size(i);
+    }
+  }
+  os << ']';
+  comm.check_agreement(os.str(), x.device());
+}
+
+std::string dim_sizes(const char* name, int64_t d, const std::vector<int64_t>& sizes) {
+  return std::string(name) + "=" + std::to_string(d) + " sizes=" + str(sizes);
+}
+
+}  // namespace
+
+at::ScalarType accumulation_type(at::ScalarType t) {
+  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
+}
+
+at::Tensor split_piece(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
+                       int rank) {
+  const auto off = offsets_of(sizes);
+  at::Tensor out = at::empty(with_dim(x.sizes(), d, sizes[rank]),
+                             x.options().memory_format(get_memory_format(x)));
+  out.copy_(x.narrow(d, off[rank], sizes[rank]));
+  return out;
+}
+
+at::Tensor expand_piece(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
+                        int rank) {
+  const auto off = offsets_of(sizes);
+  // at::zeros ignores the memory format of its options: allocate, then zero.
+  at::Tensor out = at::empty(with_dim(x.sizes(), d, off.back()),
+                             x.options().memory_format(get_memory_format(x)));
+  out.zero_();
+  out.narrow(d, off[rank], sizes[rank]).copy_(x);
+  return out;
+}
+
+at::Tensor gather_pieces(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
+                         Communicator& comm) {
+  const auto counts = scaled(sizes, numel_except(x.sizes(), d));
+  agree(comm, "gather", x, dim_sizes("dim", d, sizes), {d});
+  at::Tensor out = at::empty(with_dim(x.sizes(), d, total(sizes)),
+                             x.options().memory_format(get_memory_format(x)));
+  const at::Tensor send = flat(x.contiguous());
+  if (d == 0 && out.is_contiguous()) {
+    comm.all_gather_v(send, flat(out), counts);
+    return out;
+  }
+  at::Tensor staging = at::empty({total(counts)}, x.options());
+  comm.all_gather_v(send, staging, counts);
+  unpack(staging, out, d, sizes);
+  return out;
+}
+
+at::Tensor reduce_sum(const at::Tensor& x, Communicator& comm) {
+  agree(comm, "reduce", x, "", {});
+  at::Tensor buf = at::empty(x.sizes(), x.options().dtype(accumulation_type(x.scalar_type())));
+  buf.copy_(x);
+  comm.all_reduce_sum(flat(buf));
+  return finish(buf, x.scalar_type(), get_memory_format(x));
+}
+
+at::Tensor reduce_scatter_pieces(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
+                                 Communicator& comm) {
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  agree(comm, "reduce_scatter", x, dim_sizes("dim", d, sizes), {});
+  const at::Tensor send = pack(x, d, sizes, acc);
+  at::Tensor recv = at::empty(with_dim(x.sizes(), d, sizes[comm.rank()]), x.options().dtype(acc));
+  comm.reduce_scatter_v(send, flat(recv), scaled(sizes, numel_except(x.sizes(), d)));
+  return finish(recv, x.scalar_type(), get_memory_format(x));
+}
+
+at::Tensor all_to_all_pieces(const at::Tensor& x, int64_t ds, const std::vector<int64_t>& ssizes,
+                             int64_t dc, const std::vector<int64_t>& csizes, Communicator& comm) {
+  const int r = comm.rank();
+  const int w = comm.size();
+  agree(comm, "all_to_all", x,
+        dim_sizes("dim_split", ds, ssizes) + " " + dim_sizes("dim_concat", dc, csizes), {dc});
+  // What rank q sends here: its piece r along ds, csizes[q] long along dc.
+  const auto mine = with_dim(x.sizes(), ds, ssizes[r]);
+  const int64_t recv_inner = numel_except(mine, dc);
+  std::vector<int64_t> recv_counts(w);
+  for (int q = 0; q < w; ++q) recv_counts[q] = csizes[q] * recv_inner;
+  const auto send_counts = scaled(ssizes, numel_except(x.sizes(), ds));
+
+  at::Tensor out =
+      at::empty(with_dim(mine, dc, total(csizes)), x.options().memory_format(get_memory_format(x)));
+  const at::Tensor send = pack(x, ds, ssizes, x.scalar_type());
+  if (dc == 0 && out.is_contiguous()) {
+    comm.all_to_all_v(send, send_counts, flat(out), recv_counts);
+    return out;
+  }
+  at::Tensor staging = at::empty({total(recv_counts)}, x.options());
+  comm.all_to_all_v(send, send_counts, staging, recv_counts);
+  unpack(staging, out, dc, csizes);
+  return out;
+}
+
+}  // namespace graphshard::detail
