@@ -1,1 +1,4 @@
 # Tests of the graph functions: graphshard_props(<exe> LABELS ... SOURCES ...) calls.
+graphshard_props(graphshard_graph_props LABELS props
+                 SOURCES graph_generators.cpp graph_props.cpp graph_errors_props.cpp
+                         graph_dist_props.cpp sharded_layer_props.cpp)

@@ -1,0 +1,263 @@
+// CPU kernels of the graph functions: sortedness, stable counting sort, binary search,
+// mark-and-scan. Chunked parallel loops whose partial results are combined in chunk order, so
+// the outputs do not depend on the number of threads.
+#include "graph_kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+namespace graphshard::cpu {
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;
+
+// Number of chunks for a pass over n elements: at most one per thread, at least kGrain each.
+int64_t num_chunks(int64_t n) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  return std::max<int64_t>(1, std::min<int64_t>(threads, n / kGrain));
+}
+
+template <typename T>
+int64_t first_unsorted_kernel_impl(const T* v, int64_t stride, int64_t n) {
+  if (n < 2) return -1;
+  const int64_t chunks = num_chunks(n);
+  std::vector<int64_t> first(chunks, -1);
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const int64_t lo = std::max<int64_t>(1, n * c / chunks), hi = n * (c + 1) / chunks;
+      for (int64_t i = lo; i < hi; ++i) {
+        if (v[(i - 1) * stride] > v[i * stride]) {
+          first[c] = i;
+          break;
+        }
+      }
+    }
+  });
+  for (int64_t f : first) {
+    if (f >= 0) return f;
+  }
+  return -1;
+}
+
+// key = value (blocks == 0) or the part of balanced(n, blocks) the value lies in.
+struct KeyOf {
+  int64_t blocks, big, small, cut;  // parts [0, rem) have `big` values, the rest `small`
+  KeyOf(int64_t n, int64_t b) : blocks(b), big(0), small(0), cut(0) {
+    if (b > 0) {
+      small = n / b;
+      big = small + 1;
+      cut = (n % b) * big;
+    }
+  }
+  int64_t operator()(int64_t v) const {
+    if (blocks == 0) return v;
+    return v < cut ? v / big : (cut / big) + (v - cut) / small;
+  }
+};
+
+template <typename T>
+void counting_sort_kernel_impl(const T* v, int64_t stride, int64_t n, int64_t num_keys,
+                               const KeyOf& key, int64_t* perm, std::vector<int64_t>* key_counts,
+                               const T* src = nullptr, int64_t src_stride = 0, T* out_src = nullptr,
+                               T* out_dst = nullptr) {
+  // Per-chunk histograms cost chunks * num_keys memory: bound it by a few times the input.
+  const int64_t by_memory = std::max<int64_t>(1, (4 * n) / std::max<int64_t>(1, num_keys));
+  const int64_t chunks = std::min(num_chunks(n), by_memory);
+  std::vector<int64_t> hist(static_cast<size_t>(chunks * num_keys), 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      int64_t* h = hist.data() + c * num_keys;
+      for (int64_t i = n * c / chunks, hi = n * (c + 1) / chunks; i < hi; ++i) {
+        ++h[key(static_cast<int64_t>(v[i * stride]))];
+      }
+    }
+  });
+  // hist[c][k] <- edges of key k in chunks before c; totals[k] <- edges of key k.
+  std::vector<int64_t> base(static_cast<size_t>(num_keys) + 1, 0);
+  at::parallel_for(0, num_keys, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      int64_t s = 0;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t t = hist[c * num_keys + k];
+        hist[c * num_keys + k] = s;
+        s += t;
+      }
+      base[k + 1] = s;
+    }
+  });
+  if (key_counts && key.blocks > 0) key_counts->assign(base.begin() + 1, base.end());
+  for (int64_t k = 0; k < num_keys; ++k) base[k + 1] += base[k];
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      int64_t* h = hist.data() + c * num_keys;
+      for (int64_t i = n * c / chunks, hi = n * (c + 1) / chunks; i < hi; ++i) {
+        const T value = v[i * stride];
+        const int64_t k = key(static_cast<int64_t>(value));
+        const int64_t pos = base[k] + h[k]++;
+        perm[pos] = i;
+        if (out_dst) {  // the sorted edges in the same pass: no second random gather
+          out_dst[pos] = value;
+          out_src[pos] = src[i * src_stride];
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+int64_t lower_bound_impl(const T* v, int64_t stride, int64_t n, int64_t value) {
+  int64_t lo = 0, count = n;
+  while (count > 0) {
+    const int64_t step = count / 2, mid = lo + step;
+    if (static_cast<int64_t>(v[mid * stride]) < value) {
+      lo = mid + 1;
+      count -= step + 1;
+    } else {
+      count = step;
+    }
+  }
+  return lo;
+}
+
+template <typename T>
+UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_t n,
+                             const at::TensorOptions& options) {
+  UsedIds out;
+  std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
+  std::atomic<bool> bad{false};
+  at::parallel_for(0, n_edges, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t id = static_cast<int64_t>(v[i * stride]);
+      if (id < 0 || id >= n) {
+        bad.store(true, std::memory_order_relaxed);
+        continue;
+      }
+      // Many writers may store the same 1 into one byte: an atomic store keeps that defined.
+      __atomic_store_n(&mask[id], uint8_t{1}, __ATOMIC_RELAXED);
+    }
+  });
+  if (bad.load()) {
+    out.in_range = false;
+    return out;
+  }
+  // Prefix scan of the mask in chunks: counts per chunk, offsets in chunk order, then fill.
+  const int64_t chunks = num_chunks(n);
+  std::vector<int64_t> offset(static_cast<size_t>(chunks) + 1, 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      int64_t s = 0;
+      for (int64_t i = n * c / chunks, hi = n * (c + 1) / chunks; i < hi; ++i) s += mask[i];
+      offset[c + 1] = s;
+    }
+  });
+  for (int64_t c = 0; c < chunks; ++c) offset[c + 1] += offset[c];
+  out.kept = at::empty({offset[chunks]}, options);
+  T* kept = out.kept.data_ptr<T>();
+  std::vector<T> new_id(static_cast<size_t>(n));
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      int64_t next = offset[c];
+      for (int64_t i = n * c / chunks, hi = n * (c + 1) / chunks; i < hi; ++i) {
+        if (mask[i]) {
+          kept[next] = static_cast<T>(i);
+          new_id[i] = static_cast<T>(next++);
+        }
+      }
+    }
+  });
+  out.relabelled = at::empty({n_edges}, options);
+  T* rel = out.relabelled.data_ptr<T>();
+  at::parallel_for(0, n_edges, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) rel[i] = new_id[static_cast<int64_t>(v[i * stride])];
+  });
+  return out;
+}
+
+void check_row(const at::Tensor& row, const char* what) {
+  TORCH_CHECK(row.device().is_cpu() && row.dim() == 1 &&
+                  (row.scalar_type() == at::kInt || row.scalar_type() == at::kLong),
+              "graphshard::cpu::", what, ": expected a 1-D int32/int64 CPU tensor, got ",
+              row.scalar_type(), row.sizes(), " on ", row.device());
+}
+
+}  // namespace
+
+int64_t first_unsorted(const at::Tensor& row) {
+  check_row(row, "first_unsorted");
+  int64_t result = -1;
+  AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "first_unsorted", [&] {
+    result =
+        first_unsorted_kernel_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), row.numel());
+  });
+  return result;
+}
+
+at::Tensor counting_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,
+                              std::vector<int64_t>* key_counts) {
+  check_row(row, "counting_sort_perm");
+  const int64_t n = row.numel();
+  at::Tensor perm = at::empty({n}, row.options().dtype(at::kLong));
+  if (key_counts) key_counts->assign(std::max<int64_t>(blocks, 0), 0);
+  if (n == 0) return perm;
+  const KeyOf key(num_keys, blocks);
+  const int64_t keys = blocks > 0 ? blocks : num_keys;
+  // A key range far beyond the input (a loose max_value) would make the histograms the cost:
+  // a comparison sort is then cheaper, and stable sorting has one answer either way.
+  if (blocks == 0 && keys > 8 * n + (int64_t{1} << 20)) {
+    return std::get<1>(at::sort(row, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+  }
+  AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "counting_sort_perm", [&] {
+    counting_sort_kernel_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), n, keys, key,
+                                       perm.data_ptr<int64_t>(), key_counts);
+  });
+  return perm;
+}
+
+std::pair<at::Tensor, at::Tensor> counting_sort_edges(const at::Tensor& edge_index,
+                                                      int64_t num_keys) {
+  const at::Tensor src = edge_index.select(0, 0), dst = edge_index.select(0, 1);
+  check_row(dst, "counting_sort_edges");
+  const int64_t n = dst.numel();
+  if (num_keys > 8 * n + (int64_t{1} << 20)) {
+    at::Tensor perm = counting_sort_perm(dst, num_keys);
+    return {edge_index.index_select(1, perm), perm};
+  }
+  at::Tensor perm = at::empty({n}, dst.options().dtype(at::kLong));
+  at::Tensor sorted = at::empty({2, n}, dst.options());
+  if (n == 0) return {sorted, perm};
+  AT_DISPATCH_INDEX_TYPES(dst.scalar_type(), "counting_sort_edges", [&] {
+    counting_sort_kernel_impl<index_t>(dst.data_ptr<index_t>(), dst.stride(0), n, num_keys,
+                                       KeyOf(num_keys, 0), perm.data_ptr<int64_t>(), nullptr,
+                                       src.data_ptr<index_t>(), src.stride(0),
+                                       sorted.data_ptr<index_t>(), sorted.data_ptr<index_t>() + n);
+  });
+  return {sorted, perm};
+}
+
+std::vector<int64_t> lower_bounds(const at::Tensor& row, const std::vector<int64_t>& bounds) {
+  check_row(row, "lower_bounds");
+  std::vector<int64_t> out(bounds.size());
+  AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "lower_bounds", [&] {
+    for (size_t j = 0; j < bounds.size(); ++j) {
+      out[j] =
+          lower_bound_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), row.numel(), bounds[j]);
+    }
+  });
+  return out;
+}
+
+UsedIds used_ids(const at::Tensor& row, int64_t n) {
+  check_row(row, "used_ids");
+  UsedIds out;
+  AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "used_ids", [&] {
+    out = used_ids_kernel_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), row.numel(), n,
+                                        row.options());
+  });
+  return out;
+}
+
+}  // namespace graphshard::cpu

@@ -1,0 +1,46 @@
+// CPU kernels of the graph functions (core/graph). Internal to core.
+//
+// Every kernel takes a row of an edge index as (pointer, stride, length) so that rows of a
+// [2, E] tensor are read in place, and is parallel over at::parallel_for chunks whose results
+// are combined in a fixed order: the output is the same for every thread count.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace graphshard::cpu {
+
+// Index of the first i with row[i - 1] > row[i], or -1 when row is non-decreasing.
+// row: 1-D int32/int64 CPU tensor (any stride).
+int64_t first_unsorted(const at::Tensor& row);
+
+// Stable counting sort of the keys key(row[i]) in [0, num_keys): returns the int64
+// permutation perm with key(row[perm[0]]) <= key(row[perm[1]]) <= ..., ties in input order.
+// blocks == 0: key = the value itself (num_keys = its exclusive bound); blocks > 0: key = the
+// index of the part of balanced(num_keys, blocks) the value lies in (num_keys = number of
+// values; there are `blocks` keys). Values must already be known to lie in [0, num_keys).
+// key_counts (blocks > 0 only): receives the number of entries per key.
+at::Tensor counting_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks = 0,
+                              std::vector<int64_t>* key_counts = nullptr);
+
+// Stable counting sort of a [2, E] edge index by destination (values in [0, num_keys)):
+// returns (sorted edge index, int64 perm), the edges written in the sorting pass itself.
+std::pair<at::Tensor, at::Tensor> counting_sort_edges(const at::Tensor& edge_index,
+                                                      int64_t num_keys);
+
+// For a non-decreasing row: offsets[j] = number of entries < bounds[j] (std::lower_bound), for
+// each bound. O(len(bounds) * log E).
+std::vector<int64_t> lower_bounds(const at::Tensor& row, const std::vector<int64_t>& bounds);
+
+struct UsedIds {
+  bool in_range = true;   // false: some value lies outside [0, n); the tensors are undefined
+  at::Tensor kept;        // distinct values, ascending, row dtype
+  at::Tensor relabelled;  // row[i] -> its position in kept, row dtype, contiguous
+};
+// Mark-and-scan: a byte mask over [0, n), a prefix scan for the new ids, a relabelling pass.
+UsedIds used_ids(const at::Tensor& row, int64_t n);
+
+}  // namespace graphshard::cpu

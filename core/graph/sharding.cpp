@@ -1,0 +1,181 @@
+// Distributed graph functions: partition metadata from shard info, sharding the edges, and
+// moving a graph to its local subgraph. Communication goes through the primitives only.
+#include <ATen/ATen.h>
+
+#include "graph_internal.h"
+#include "graphshard/primitives.h"
+
+namespace graphshard {
+
+using detail::check;
+using detail::check_count;
+using detail::check_edge_index;
+using detail::check_rows;
+using detail::fail;
+
+namespace {
+
+// Node count of one side: sum(sizes) when sharded (x has sizes[r] rows), else x.size(0).
+int64_t side_count(const char* fn, const char* sizes_arg, const char* x_arg,
+                   const ShardSizes& sizes, const at::Tensor& x, int world, int rank) {
+  if (!x.defined() || x.dim() < 1) {
+    fail(fn, x_arg, "a tensor with at least one dimension",
+         x.defined() ? "a 0-d tensor" : "undefined", rank);
+  }
+  if (!sizes) return x.size(0);
+  detail::check_sizes(fn, sizes_arg, *sizes, world, rank);
+  check_rows(fn, x_arg, x, (*sizes)[rank], rank);
+  return total(*sizes);
+}
+
+}  // namespace
+
+GraphPartition build_graph_partition_from_shard_info(const at::Tensor& edge_index,
+                                                     const PairTensor& x,
+                                                     const BipartiteGraphShardInfo& shard_info,
+                                                     const CommPtr& group) {
+  constexpr const char* fn = "build_graph_partition_from_shard_info";
+  const int rank = detail::rank_of(group), world = detail::world_of(group);
+  check_edge_index(fn, edge_index, rank);
+  const int64_t n_src = side_count(fn, "shard_info.src_nodes", "x.first (x_src)",
+                                   shard_info.src_nodes(), x.first, world, rank);
+  const int64_t n_dst = side_count(fn, "shard_info.dst_nodes", "x.second (x_dst)",
+                                   shard_info.dst_nodes(), x.second, world, rank);
+  if (!shard_info.edges_are_sharded()) {
+    return detail::build_graph_partition_impl(fn, edge_index, world, {n_src, n_dst}, rank);
+  }
+  const auto& edges = *shard_info.edges();
+  detail::check_sizes(fn, "shard_info.edges", edges, world, rank);
+  check(edge_index.size(1) == edges[rank], fn, "edge_index",
+        std::to_string(edges[rank]) + " edges (shard_info.edges[rank])", edge_index.size(1), rank);
+  GraphPartition p;
+  p.num_nodes = {n_src, n_dst};
+  p.num_edges = total(edges);
+  p.num_parts = world;
+  p.dst_splits =
+      shard_info.dst_is_sharded() ? *shard_info.dst_nodes() : balanced_sizes(n_dst, world);
+  p.edge_splits = edges;
+  return p;
+}
+
+ShardedEdges shard_edges_1hop(const at::Tensor& edge_attr, const at::Tensor& edge_index,
+                              int64_t src_size, int64_t dst_size, const CommPtr& group,
+                              bool edges_are_dst_sorted) {
+  constexpr const char* fn = "shard_edges_1hop";
+  const int rank = detail::rank_of(group), world = detail::world_of(group);
+  check_edge_index(fn, edge_index, rank);
+  check_count(fn, "src_size", src_size, rank);
+  check_count(fn, "dst_size", dst_size, rank);
+  check_rows(fn, "edge_attr", edge_attr, edge_index.size(1), rank);
+  detail::check_ids(fn, edge_index, src_size, dst_size, rank);
+  if (edges_are_dst_sorted && debug_checks()) detail::check_sorted(fn, edge_index, rank);
+  if (!model_is_distributed(group)) return {edge_attr, edge_index, std::nullopt};
+
+  std::vector<int64_t> sizes;
+  at::Tensor ei = edge_index, ea = edge_attr;
+  if (edges_are_dst_sorted) {
+    sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
+  } else {
+    const at::Tensor perm =
+        detail::stable_sort_perm(edge_index.select(0, 1), dst_size, world, &sizes);
+    ei = edge_index.index_select(1, perm);
+    ea = edge_attr.index_select(0, perm);
+  }
+  ShardedEdges out;
+  out.edge_index = shard_tensor(ei, 1, sizes, group);
+  out.edge_attr = shard_tensor(ea, 0, sizes, group);
+  out.edge_shard_sizes = std::move(sizes);
+  return out;
+}
+
+LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTensor& x,
+                                const at::Tensor& edge_attr, const at::Tensor& edge_index,
+                                const BipartiteGraphShardInfo& shard_info, const CommPtr& group,
+                                const std::optional<PairTensor>& cond) {
+  constexpr const char* fn = "shard_graph_to_local";
+  if (!model_is_distributed(group)) {
+    return {x.first, x.second, edge_attr, edge_index, shard_info, cond};
+  }
+  const int rank = group->rank(), world = group->size();
+  const auto [n_src, n_dst] = partition.num_nodes;
+  check(partition.num_parts == world, fn, "partition.num_parts",
+        std::to_string(world) + " (the group size)", partition.num_parts, rank);
+  detail::check_sizes(fn, "partition.dst_splits", partition.dst_splits, world, rank);
+  detail::check_sizes(fn, "partition.edge_splits", partition.edge_splits, world, rank);
+  check(total(partition.dst_splits) == n_dst, fn, "partition.dst_splits",
+        "sizes summing to n_dst = " + std::to_string(n_dst), partition.dst_splits, rank);
+  check(total(partition.edge_splits) == partition.num_edges, fn, "partition.edge_splits",
+        "sizes summing to num_edges = " + std::to_string(partition.num_edges),
+        partition.edge_splits, rank);
+  check_edge_index(fn, edge_index, rank);
+
+  // Sources: sharded pieces that add up to n_src, or all n_src rows.
+  if (shard_info.src_is_sharded()) {
+    detail::check_sizes(fn, "shard_info.src_nodes", *shard_info.src_nodes(), world, rank);
+    check(total(*shard_info.src_nodes()) == n_src, fn, "shard_info.src_nodes",
+          "sizes summing to n_src = " + std::to_string(n_src), *shard_info.src_nodes(), rank);
+  }
+  const int64_t src_rows = shard_info.src_is_sharded() ? (*shard_info.src_nodes())[rank] : n_src;
+  check_rows(fn, "x.first (x_src)", x.first, src_rows, rank);
+  if (cond) check_rows(fn, "cond.first (cond_src)", cond->first, src_rows, rank);
+  // Destinations.
+  if (shard_info.dst_is_sharded()) {
+    check(*shard_info.dst_nodes() == partition.dst_splits, fn, "shard_info.dst_nodes",
+          partition.dst_splits, *shard_info.dst_nodes(), rank);
+  }
+  check_rows(fn, "x.second (x_dst)", x.second,
+             shard_info.dst_is_sharded() ? partition.dst_splits[rank] : n_dst, rank);
+  // Edges.
+  if (shard_info.edges_are_sharded()) {
+    check(*shard_info.edges() == partition.edge_splits, fn, "shard_info.edges",
+          partition.edge_splits, *shard_info.edges(), rank);
+  }
+  const int64_t edge_cols =
+      shard_info.edges_are_sharded() ? partition.edge_splits[rank] : partition.num_edges;
+  check(edge_index.size(1) == edge_cols, fn, "edge_index", std::to_string(edge_cols) + " edges",
+        edge_index.size(1), rank);
+  check_rows(fn, "edge_attr", edge_attr, edge_cols, rank);
+
+  const auto [dlo, dhi] = partition_range(partition.dst_splits, rank);
+  if (shard_info.edges_are_sharded()) {
+    // Only this rank holds these edges: a bad id fails this rank, its peers see a CommError.
+    detail::check_ids(fn, edge_index, n_src, n_dst, rank);
+    detail::check_dst_range(fn, edge_index, dlo, dhi, rank);
+  } else {
+    // Every rank holds every edge: all check the same, so all fail together.
+    detail::check_ids(fn, edge_index, n_src, n_dst, rank);
+    if (debug_checks()) detail::check_sorted(fn, edge_index, rank);
+    int64_t start = 0;
+    for (int q = 0; q < world; ++q) {
+      const auto [lo, hi] = partition_range(partition.dst_splits, q);
+      detail::check_dst_ends(fn, edge_index.narrow(1, start, partition.edge_splits[q]), lo, hi,
+                             rank);
+      start += partition.edge_splits[q];
+    }
+  }
+
+  LocalGraph out;
+  out.shard_info =
+      BipartiteGraphShardInfo(shard_info.src_nodes(), partition.dst_splits, partition.edge_splits);
+  out.x_dst = shard_info.dst_is_sharded() ? x.second
+                                          : shard_tensor(x.second, 0, partition.dst_splits, group);
+  at::Tensor ei = edge_index;
+  out.edge_attr = edge_attr;
+  if (!shard_info.edges_are_sharded()) {
+    ei = shard_tensor(edge_index, 1, partition.edge_splits, group);
+    out.edge_attr = shard_tensor(edge_attr, 0, partition.edge_splits, group);
+  }
+  const cpu::UsedIds used = detail::used_sources(fn, ei.select(0, 0), n_src, rank);
+  out.edge_index = at::stack({used.relabelled, ei.select(0, 1) - dlo});
+  const at::Tensor x_src_full =
+      sync_tensor(x.first, 0, shard_info.src_nodes(), group, shard_info.src_is_sharded());
+  out.x_src = x_src_full.index_select(0, used.kept);
+  if (cond) {
+    const at::Tensor cond_src_full =
+        sync_tensor(cond->first, 0, shard_info.src_nodes(), group, shard_info.src_is_sharded());
+    out.cond = PairTensor{cond_src_full.index_select(0, used.kept), cond->second};
+  }
+  return out;
+}
+
+}  // namespace graphshard
