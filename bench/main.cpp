@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <c10/util/Exception.h>
+
 #include "cli.h"
 
 namespace {
@@ -33,7 +35,13 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   try {
     if (cmd == "launch") return graphshard::cli::launch_main(args);
+    if (cmd == "study") return graphshard::cli::study_main(args);
+    if (cmd == "study-rank") return graphshard::cli::study_rank_main(args);
     if (cmd == "check") return graphshard::cli::check_main(args);
+  } catch (const c10::Error& e) {
+    // The message alone: a user's bad config or argument is not a crash to debug.
+    std::fprintf(stderr, "graphshard %s: %s\n", cmd.c_str(), e.what_without_backtrace());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "graphshard %s: %s\n", cmd.c_str(), e.what());
     return 2;

@@ -1,5 +1,6 @@
 #include "study_config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -203,7 +204,12 @@ StudyConfig load_study_config(const std::string& path) {
   TORCH_CHECK_VALUE(in, "graphshard study config ", path, ": cannot open the file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_study_config(ss.str(), path);
+  StudyConfig c = parse_study_config(ss.str(), path);
+  // A graph file named relative to its config, as one would keep them side by side.
+  if (c.graph.kind == "file" && std::filesystem::path(c.graph.path).is_relative()) {
+    c.graph.path = (std::filesystem::path(path).parent_path() / c.graph.path).string();
+  }
+  return c;
 }
 
 }  // namespace graphshard::study

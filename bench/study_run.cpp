@@ -188,7 +188,7 @@ std::string verify_rank(const StudyConfig& c, const GraphPartition& partition, c
   for (int i = 0; i < 3; ++i) {
     at::Tensor sum =
         weights[i].first.defined() ? weights[i].first.clone() : at::zeros_like(weights[i].second);
-    comm->all_reduce_sum(sum);
+    comm->all_reduce_sum(sum.view({-1}));  // in place through a 1-D view of `sum`
     check(sum, weights[i].second, names[i]);
   }
   return failure;
@@ -233,7 +233,8 @@ RankMetrics measure_rank(const StudyConfig& c, const GraphPartition& partition, 
     if (rep + 1 == c.warmup + c.repeats) {
       m.dst_nodes = local.x_dst.size(0);
       m.edges = local.edge_index.size(1);
-      m.halo_src_nodes = local.x_src.size(0);
+      // The sources this rank's edges use (at W = 1 the layer holds all sources, SPEC §3).
+      m.halo_src_nodes = std::get<0>(at::_unique(local.edge_index[0])).numel();
       m.local_bytes = bytes_of(local.x_src) + bytes_of(local.x_dst) + bytes_of(local.edge_attr) +
                       bytes_of(local.edge_index);
       for (const auto& [op, t] : comm_ref.traffic()) {
@@ -348,6 +349,11 @@ WorldResult run_world_gloo(const StudyConfig& c, const std::string& config_path,
   const std::string result =
       std::filesystem::temp_directory_path() /
       ("graphshard-study-" + std::to_string(::getpid()) + "-W" + std::to_string(world) + ".json");
+  // The ranks re-execute this program: only the `graphshard` executable has `study-rank`.
+  const auto self = std::filesystem::read_symlink("/proc/self/exe");
+  TORCH_CHECK_VALUE(self.filename() == "graphshard", "graphshard study: engine: expected \"gloo\" ",
+                    "to run from the graphshard executable, got ", self.string(),
+                    " (use engine \"sim\" in-process)");
   LaunchOptions o;
   o.world_size = world;
   o.timeout = std::chrono::minutes(30);

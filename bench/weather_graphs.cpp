@@ -341,12 +341,23 @@ Graph load_safetensors_graph(const std::string& path) {
   auto load = [&](const std::string& name) -> at::Tensor {
     if (!meta.contains(name)) return {};
     const auto& t = meta[name];
-    TORCH_CHECK_VALUE(
-        t.is_object() && t.contains("dtype") && t.contains("shape") && t.contains("data_offsets"),
-        fn, path, ": tensor '", name, "': expected dtype, shape and data_offsets");
-    const at::ScalarType dtype = safetensors_dtype(path, name, t["dtype"].get<std::string>());
-    std::vector<int64_t> shape = t["shape"].get<std::vector<int64_t>>();
-    const auto off = t["data_offsets"].get<std::vector<uint64_t>>();
+    std::string dtype_name;
+    std::vector<int64_t> shape;
+    std::vector<uint64_t> off;
+    try {
+      dtype_name = t.at("dtype").get<std::string>();
+      shape = t.at("shape").get<std::vector<int64_t>>();
+      off = t.at("data_offsets").get<std::vector<uint64_t>>();
+    } catch (const nlohmann::json::exception&) {
+      TORCH_CHECK_VALUE(false, fn, path, ": tensor '", name, "': expected an object with dtype ",
+                        "(string), shape (list of sizes) and data_offsets (two offsets), got ",
+                        t.dump());
+    }
+    const at::ScalarType dtype = safetensors_dtype(path, name, dtype_name);
+    for (const int64_t d : shape) {
+      TORCH_CHECK_VALUE(d >= 0, fn, path, ": tensor '", name, "': shape: expected sizes >= 0, got ",
+                        c10::IntArrayRef(shape));
+    }
     TORCH_CHECK_VALUE(off.size() == 2 && off[0] <= off[1] && data_start + off[1] <= file_size, fn,
                       path, ": tensor '", name, "': data_offsets: expected a range inside the ",
                       "file");
@@ -364,9 +375,13 @@ Graph load_safetensors_graph(const std::string& path) {
   TORCH_CHECK_VALUE(g.edge_index.defined(), fn, path, ": edge_index: expected a tensor, got none");
   TORCH_CHECK_VALUE(g.edge_index.dim() == 2 && g.edge_index.size(0) == 2, fn, path,
                     ": edge_index: expected shape [2, E], got ", g.edge_index.sizes());
+  TORCH_CHECK_VALUE(!at::isFloatingType(g.edge_index.scalar_type()), fn, path,
+                    ": edge_index: expected dtype I64 or I32, got ", g.edge_index.scalar_type());
   g.edge_index = g.edge_index.to(at::kLong);
   g.edge_attr = load("edge_attr");
   if (g.edge_attr.defined()) {
+    TORCH_CHECK_VALUE(at::isFloatingType(g.edge_attr.scalar_type()), fn, path,
+                      ": edge_attr: expected a floating dtype, got ", g.edge_attr.scalar_type());
     TORCH_CHECK_VALUE(g.edge_attr.dim() >= 1 && g.edge_attr.size(0) == g.edge_index.size(1), fn,
                       path, ": edge_attr: expected ", g.edge_index.size(1), " rows, got ",
                       g.edge_attr.sizes());
@@ -376,7 +391,18 @@ Graph load_safetensors_graph(const std::string& path) {
     TORCH_CHECK_VALUE(md.contains(key), fn, path, ": __metadata__.", key,
                       ": expected a node count, got none");
     const auto& v = md[key];
-    return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
+    // safetensors metadata values are strings; a bare integer is accepted too.
+    const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+    size_t used = 0;
+    int64_t n = -1;
+    try {
+      n = std::stoll(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    TORCH_CHECK_VALUE(used == text.size() && used > 0 && n >= 0, fn, path, ": __metadata__.", key,
+                      ": expected a node count (an integer >= 0), got ", v.dump());
+    return n;
   };
   g.num_src = count("num_src");
   g.num_dst = count("num_dst");
