@@ -45,6 +45,17 @@ RC_GTEST_PROP(SortEdgeIndexByDst, MatchesStableReferenceAndLeavesInputUnchanged,
   expect_equal(ei, before, "input edge_index");
 }
 
+// Above a few thousand destinations the sort takes its two-pass path (cache-sized buckets).
+RC_GTEST_PROP(SortEdgeIndexByDst, TwoPassPathOnManyDestinationsMatchesStableReference, ()) {
+  auto g = *gen_graph_spec(60000, 120000, 0);
+  g.n_dst = std::max<int64_t>(g.n_dst, 5000 + static_cast<int64_t>(g.seed % 50000));
+  const at::Tensor ei = make_edge_index(g);
+  const auto out = sort_edge_index_by_dst(ei);
+  const auto expected = ref::sort_edge_index_by_dst(ei);
+  expect_equal(out.edge_index, expected.edge_index, "sorted edge_index");
+  expect_equal(out.perm, expected.perm, "perm");
+}
+
 RC_GTEST_PROP(SortEdgeIndexByDst, SortedIsTheInputPermutedByPerm, ()) {
   const auto g = *gen_graph_spec(2000, 20000);
   const at::Tensor ei = make_edge_index(g);

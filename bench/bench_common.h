@@ -1,0 +1,68 @@
+// What the benchmark suites share with `graphshard bench`: every benchmark tags itself with the
+// row it measures, so the summary pairs each graphshard function with its bare collective and
+// its naive formulation measured in the same run.
+//
+// The tag is the benchmark's label, `function=F;role=R;engine=E`, with R one of
+//   graphshard  the library's function,
+//   bare        the bare collective the function wraps (same bytes, same engine, same W),
+//   naive       what a user would otherwise write,
+// and the counters `world_size`, `bytes`, `dim`, `edges` (absent where they do not apply).
+// Rows with equal (function, engine, world_size, bytes, dim, edges) are compared.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace graphshard::bench {
+
+struct Tag {
+  std::string function, role, engine;
+  int world_size = 1;
+  int64_t bytes = -1, dim = -1, edges = -1;  // -1: does not apply
+};
+
+inline void tag(benchmark::State& state, const Tag& t) {
+  state.SetLabel("function=" + t.function + ";role=" + t.role + ";engine=" + t.engine);
+  state.counters["world_size"] = t.world_size;
+  if (t.bytes >= 0) state.counters["bytes"] = static_cast<double>(t.bytes);
+  if (t.dim >= 0) state.counters["dim"] = static_cast<double>(t.dim);
+  if (t.edges >= 0) state.counters["edges"] = static_cast<double>(t.edges);
+}
+
+inline std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
+  return out;
+}
+
+// Removes `--quick` from argv (before benchmark::Initialize) and says whether it was there.
+// Quick: the smallest sizes only, a smoke pass that checks results and does not crash.
+inline bool take_quick_flag(int& argc, char** argv) {
+  bool quick = false;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return quick;
+}
+
+// A reporter for ranks other than 0 under Gloo: they run in lockstep and report nothing.
+struct SilentReporter : benchmark::BenchmarkReporter {
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>&) override {}
+};
+
+}  // namespace graphshard::bench

@@ -1,0 +1,332 @@
+// Every communicating primitive beside the bare collective it wraps and the naive formulation a
+// user would otherwise write, on the same payloads, so ratios come out of one run. Without
+// torchrun variables it runs simulated ranks for each W of --worlds; under
+// `graphshard launch -n W` it runs Gloo (ranks in lockstep, a barrier before every iteration,
+// rank 0 reports). Forward passes (inputs need no grad), float32 payloads [n, 256] or [256, n]
+// with n chosen so shards are uneven.
+//
+//   build/graphshard_bench_primitives [--quick] [--sizes=1048576,...] [--worlds=2,4]
+//   build/graphshard launch -n 4 -- build/graphshard_bench_primitives [--quick]
+//
+// Before timing, each graphshard row checks its result against the naive (or bare) one on every
+// rank; a mismatch skips the benchmark with an error on every rank.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <numeric>
+
+#include <ATen/ATen.h>
+
+#include "bench_common.h"
+#include "graphshard/launch.h"
+#include "graphshard/primitives.h"
+#include "sim_pool.h"
+
+namespace graphshard::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int64_t kWidth = 256;  // the fixed (unsharded) extent of every payload
+
+// One benchmark's payload on one rank. `bytes`: the whole gathered output (gather, sync), the
+// whole input (reduce, reduce_shard), one rank's input (all_to_all).
+struct Payload {
+  at::Tensor x;
+  std::vector<int64_t> sizes;        // shard sizes along dim (all_to_all: the split sizes)
+  std::vector<int64_t> other_sizes;  // all_to_all: the concat sizes
+  int64_t dim = 0, row = 1;          // row: elements per index along dim
+};
+
+Payload make_payload(const std::string& fn, int64_t bytes, int64_t dim, int w, int r) {
+  Payload p;
+  p.dim = dim;
+  const int64_t n = std::max<int64_t>(bytes / 4 / kWidth - 1, w);  // uneven for W = 2, 4
+  p.sizes = balanced_sizes(n, w);
+  p.row = kWidth;
+  auto shape = [&](int64_t along) {
+    return dim == 0 ? std::vector<int64_t>{along, kWidth} : std::vector<int64_t>{kWidth, along};
+  };
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + r);
+  if (fn == "gather_tensor" || fn == "sync_tensor") {
+    p.x = at::randn(shape(p.sizes[r]), gen);
+  } else if (fn == "all_to_all_transpose") {
+    p.other_sizes.assign(w, kWidth);  // concat dim: kWidth per rank, so the input is `bytes`
+    p.x = dim == 0 ? at::randn({n, kWidth}, gen) : at::randn({kWidth, n}, gen);
+  } else {
+    p.x = at::randn(shape(n), gen);
+  }
+  return p;
+}
+
+std::vector<int64_t> times(std::vector<int64_t> v, int64_t k) {
+  for (auto& x : v) x *= k;
+  return v;
+}
+
+at::Tensor naive_gather(Communicator& c, const Payload& p) {
+  // Pad every piece to the largest, all-gather evenly, cut the padding, concatenate.
+  const int64_t mx = *std::max_element(p.sizes.begin(), p.sizes.end());
+  auto shape = p.x.sizes().vec();
+  shape[p.dim] = mx;
+  at::Tensor padded = at::zeros(shape, p.x.options());
+  padded.narrow(p.dim, 0, p.x.size(p.dim)).copy_(p.x);
+  const int w = c.size();
+  at::Tensor all = at::empty({w * padded.numel()}, p.x.options());
+  c.all_gather_v(padded.view({-1}), all, std::vector<int64_t>(w, padded.numel()));
+  shape.insert(shape.begin(), w);
+  const at::Tensor pieces = all.view(shape);
+  std::vector<at::Tensor> list;
+  for (int q = 0; q < w; ++q) list.push_back(pieces[q].narrow(p.dim, 0, p.sizes[q]));
+  return at::cat(list, p.dim);
+}
+
+at::Tensor naive_a2a(Communicator& c, const Payload& p) {
+  // Split to a list, flatten each piece, exchange, view each received piece, concatenate.
+  const int64_t concat = 1 - p.dim;
+  std::vector<at::Tensor> flat;
+  for (const auto& piece : p.x.split_with_sizes(p.sizes, p.dim)) {
+    flat.push_back(piece.contiguous().view({-1}));
+  }
+  const int r = c.rank();
+  std::vector<int64_t> send_counts, recv_counts;
+  for (const auto& f : flat) send_counts.push_back(f.numel());
+  for (int64_t s : p.other_sizes) recv_counts.push_back(s * p.sizes[r]);
+  at::Tensor recv = at::empty({std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0})},
+                              p.x.options());
+  c.all_to_all_v(at::cat(flat), send_counts, recv, recv_counts);
+  std::vector<at::Tensor> pieces;
+  int64_t off = 0;
+  for (size_t q = 0; q < p.other_sizes.size(); ++q) {
+    auto shape = p.x.sizes().vec();
+    shape[p.dim] = p.sizes[r];
+    shape[concat] = p.other_sizes[q];
+    pieces.push_back(recv.narrow(0, off, recv_counts[q]).view(shape));
+    off += recv_counts[q];
+  }
+  return at::cat(pieces, concat);
+}
+
+// Scratch buffers of the bare collectives, allocated once per benchmark (as NCCL-tests does).
+struct Bare {
+  at::Tensor send, recv;
+  std::vector<int64_t> send_counts, recv_counts;
+};
+
+Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
+  Bare b;
+  b.send = p.x.contiguous().view({-1}).clone();
+  const int64_t total = std::accumulate(p.sizes.begin(), p.sizes.end(), int64_t{0}) * p.row;
+  if (fn == "gather_tensor" || fn == "sync_tensor") {
+    b.send_counts = times(p.sizes, p.row);
+    b.recv = at::empty({total}, p.x.options());
+  } else if (fn == "reduce_shard_tensor") {
+    b.send_counts = times(p.sizes, p.row);
+    b.recv = at::empty({p.sizes[r] * p.row}, p.x.options());
+  } else if (fn == "all_to_all_transpose") {
+    b.send_counts = times(p.sizes, kWidth);
+    b.recv_counts = times(p.other_sizes, p.sizes[r]);
+    b.recv = at::empty({p.sizes[r] * kWidth * w}, p.x.options());
+  }
+  return b;
+}
+
+// One call of (function, role) on one rank.
+at::Tensor run(const std::string& fn, const std::string& role, const CommPtr& comm,
+               const Payload& p, Bare& b) {
+  Communicator& c = *comm;
+  const ShardSizes sizes = p.sizes;
+  if (role == "bare") {
+    if (fn == "gather_tensor" || fn == "sync_tensor") {
+      c.all_gather_v(b.send, b.recv, b.send_counts);
+    } else if (fn == "reduce_tensor") {
+      c.all_reduce_sum(b.send);
+      return b.send;
+    } else if (fn == "reduce_shard_tensor") {
+      c.reduce_scatter_v(b.send, b.recv, b.send_counts);
+    } else {
+      c.all_to_all_v(b.send, b.send_counts, b.recv, b.recv_counts);
+    }
+    return b.recv;
+  }
+  if (role == "naive") {
+    if (fn == "gather_tensor") return naive_gather(c, p);
+    if (fn == "reduce_shard_tensor") {
+      at::Tensor all = p.x.clone();
+      c.all_reduce_sum(all.view({-1}));
+      int64_t lo = 0;
+      for (int q = 0; q < c.rank(); ++q) lo += p.sizes[q];
+      return all.narrow(p.dim, lo, p.sizes[c.rank()]).contiguous();
+    }
+    return naive_a2a(c, p);
+  }
+  if (fn == "gather_tensor") return gather_tensor(p.x, p.dim, sizes, comm);
+  if (fn == "sync_tensor") return sync_tensor(p.x, p.dim, sizes, comm, true);
+  if (fn == "reduce_tensor") return reduce_tensor(p.x, comm);
+  if (fn == "reduce_shard_tensor") return reduce_shard_tensor(p.x, p.dim, sizes, comm);
+  return all_to_all_transpose(p.x, p.dim, sizes, 1 - p.dim, ShardSizes(p.other_sizes), comm);
+}
+
+// The graphshard result against the naive one (or, without a naive row, a second formulation:
+// the padded gather for sync, a fresh all-reduce for reduce). 1 when they agree.
+bool check(const std::string& fn, const CommPtr& comm, const Payload& p, Bare& b) {
+  const at::Tensor got = run(fn, "graphshard", comm, p, b);
+  at::Tensor want;
+  if (fn == "sync_tensor") {
+    want = naive_gather(*comm, p);
+  } else if (fn == "reduce_tensor") {
+    want = p.x.clone();
+    comm->all_reduce_sum(want.view({-1}));
+  } else {
+    want = run(fn, "naive", comm, p, b);
+  }
+  const bool exact = fn != "reduce_tensor" && fn != "reduce_shard_tensor";
+  return got.sizes() == want.sizes() &&
+         (exact ? at::equal(got, want) : at::allclose(got, want, 1e-5, 1e-5));
+}
+
+struct Row {
+  std::string fn, role;
+  int64_t bytes, dim;
+};
+
+std::vector<Row> rows(const std::vector<int64_t>& sizes) {
+  std::vector<Row> out;
+  for (int64_t bytes : sizes) {
+    for (int64_t dim : {0, 1}) {
+      for (const char* fn : {"gather_tensor", "reduce_shard_tensor", "all_to_all_transpose"}) {
+        for (const char* role : {"graphshard", "bare", "naive"})
+          out.push_back({fn, role, bytes, dim});
+      }
+    }
+    for (const char* fn : {"reduce_tensor", "sync_tensor"}) {
+      for (const char* role : {"graphshard", "bare"}) {
+        out.push_back({fn, role, bytes, std::string(fn) == "reduce_tensor" ? -1 : 0});
+      }
+    }
+  }
+  return out;
+}
+
+int64_t iterations_for(int64_t bytes) {
+  return std::max<int64_t>(
+      5, std::min<int64_t>(100, (int64_t{128} << 20) / std::max<int64_t>(bytes, 1)));
+}
+
+std::string name_of(const Row& row, const std::string& engine, int w) {
+  return row.fn + "/" + row.role + "/engine:" + engine + "/W:" + std::to_string(w) +
+         "/bytes:" + std::to_string(row.bytes) +
+         (row.dim >= 0 ? "/dim:" + std::to_string(row.dim) : "");
+}
+
+void register_gloo(const Row& row, const CommPtr& gloo) {
+  const int w = gloo->size();
+  benchmark::RegisterBenchmark(
+      name_of(row, "gloo", w).c_str(),
+      [row, gloo, w](benchmark::State& s) {
+        tag(s, {row.fn, row.role, "gloo", w, row.bytes, row.dim, -1});
+        const Payload p =
+            make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, gloo->rank());
+        Bare b = make_bare(row.fn, p, w, gloo->rank());
+        if (row.role == "graphshard") {
+          // Every rank learns whether any rank disagreed, so all skip together (no one waits).
+          at::Tensor bad = at::full({1}, check(row.fn, gloo, p, b) ? 0.0 : 1.0);
+          gloo->all_reduce_sum(bad);
+          if (bad.item<double>() > 0) return s.SkipWithError("result differs from the naive one");
+        }
+        for (auto _ : s) {
+          gloo->barrier();  // iterations start together on every rank
+          const auto t0 = Clock::now();
+          benchmark::DoNotOptimize(run(row.fn, row.role, gloo, p, b));
+          s.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
+        }
+      })
+      ->UseManualTime()
+      ->Iterations(iterations_for(row.bytes))
+      ->Unit(benchmark::kMillisecond);
+}
+
+void register_sim(const Row& row, study::SimPool* pool) {
+  const int w = pool->size();
+  benchmark::RegisterBenchmark(
+      name_of(row, "sim", w).c_str(),
+      [row, pool, w](benchmark::State& s) {
+        tag(s, {row.fn, row.role, "sim", w, row.bytes, row.dim, -1});
+        std::vector<Payload> ps;
+        std::vector<Bare> bs;
+        for (int r = 0; r < w; ++r) {
+          ps.push_back(make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, r));
+          bs.push_back(make_bare(row.fn, ps.back(), w, r));
+        }
+        if (row.role == "graphshard") {
+          std::atomic<bool> ok{true};
+          pool->run([&](const CommPtr& c) {
+            if (!check(row.fn, c, ps[c->rank()], bs[c->rank()])) ok = false;
+          });
+          if (!ok) return s.SkipWithError("result differs from the naive one");
+        }
+        const std::function<void(const CommPtr&)> job = [&](const CommPtr& c) {
+          benchmark::DoNotOptimize(run(row.fn, row.role, c, ps[c->rank()], bs[c->rank()]));
+        };
+        for (auto _ : s) {
+          const auto t0 = Clock::now();
+          pool->run(job);
+          s.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
+        }
+      })
+      ->UseManualTime()
+      ->Iterations(iterations_for(row.bytes))
+      ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+}  // namespace graphshard::bench
+
+int main(int argc, char** argv) {
+  using namespace graphshard;
+  using namespace graphshard::bench;
+  const bool quick = take_quick_flag(argc, argv);
+  std::vector<int64_t> sizes =
+      quick ? std::vector<int64_t>{64 << 10} : std::vector<int64_t>{1 << 20, 16 << 20};
+  std::vector<int64_t> worlds = quick ? std::vector<int64_t>{2} : std::vector<int64_t>{2, 4};
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
+      sizes = parse_list(argv[i] + 8);
+    } else if (std::strncmp(argv[i], "--worlds=", 9) == 0) {
+      worlds = parse_list(argv[i] + 9);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+
+  std::vector<std::unique_ptr<study::SimPool>> pools;
+  CommPtr gloo;
+  if (launched_by_env()) {
+    gloo = communicator_from_env("gloo", std::chrono::minutes(5));
+    for (const Row& row : rows(sizes)) register_gloo(row, gloo);
+  } else {
+    for (int64_t w : worlds) {
+      pools.push_back(std::make_unique<study::SimPool>(static_cast<int>(w)));
+      for (const Row& row : rows(sizes)) register_sim(row, pools.back().get());
+    }
+  }
+  if (gloo && gloo->rank() != 0) {
+    // Google Benchmark refuses a file reporter without --benchmark_out, and writes the file
+    // itself from every rank with one: pass ours exactly when the flag is there.
+    SilentReporter display, file;
+    const bool to_file = std::any_of(rest.begin(), rest.end(), [](const char* a) {
+      return std::strncmp(a, "--benchmark_out=", 16) == 0;
+    });
+    benchmark::RunSpecifiedBenchmarks(&display, to_file ? &file : nullptr);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
+  if (gloo) gloo->barrier();
+  benchmark::Shutdown();
+  std::fflush(stdout);
+  std::_Exit(0);  // no teardown races between Gloo's threads and static destructors
+}

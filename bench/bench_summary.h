@@ -1,0 +1,52 @@
+// The summary of `graphshard bench`: reads Google Benchmark JSON written by the suites (rows
+// tagged as in bench_common.h), pairs each graphshard row with its bare and naive rows, checks
+// the performance targets, and compares against a stored baseline.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace graphshard::bench {
+
+struct Key {
+  std::string function, role, engine;
+  int world_size = 1;
+  int64_t bytes = -1, dim = -1, edges = -1;  // -1: does not apply
+};
+
+// One benchmark's repetitions.
+struct Sample {
+  std::string name;  // Google Benchmark's run name, unique per suite and engine
+  Key key;
+  std::vector<double> seconds;  // one per repetition
+  std::optional<double> peak_extra_memory_ratio;
+};
+
+// Throws naming the file and the benchmark when any benchmark reported an error (a result that
+// differs from the naive one): the smoke pass relies on it.
+std::vector<Sample> read_samples(const nlohmann::json& gbench, const std::string& origin);
+
+struct SummaryRow {
+  Key key;
+  double median_seconds = 0;
+  std::optional<double> ratio_to_bare, ratio_to_naive, peak_extra_memory_ratio;
+};
+
+std::vector<SummaryRow> summarise(const std::vector<Sample>& samples);
+void print_summary(const std::vector<SummaryRow>& rows);  // the table, then the targets
+nlohmann::json summary_json(const std::vector<SummaryRow>& rows);
+
+// Baseline: {"benchmarks": {name: [seconds...]}}.
+nlohmann::json baseline_json(const std::vector<Sample>& samples);
+// Prints each benchmark's change; false when one is slower by more than `threshold` (relative
+// change of the medians) with a Mann-Whitney U p-value below 0.05.
+bool compare_to_baseline(const std::vector<Sample>& samples, const nlohmann::json& baseline,
+                         double threshold);
+// Two-sided p-value of the Mann-Whitney U test (normal approximation, tie-corrected).
+double mann_whitney_p(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace graphshard::bench

@@ -1,0 +1,131 @@
+// `graphshard bench [--quick] [--out DIR] [--repetitions N] [--save-baseline FILE]
+//                   [--compare FILE] [--threshold 0.10]`
+//
+// Runs the benchmark suites (graph functions; primitives on simulated ranks; primitives over
+// Gloo processes, W = 2 and 4), pairs each graphshard row with its bare collective and naive
+// formulation from the same run, prints a summary table and the targets, and writes
+// DIR/summary.json. --compare reruns against a stored baseline (Mann-Whitney U test per
+// benchmark) and fails on a significant slowdown beyond the threshold.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "bench_summary.h"
+#include "cli.h"
+#include "graphshard/launch.h"
+
+namespace graphshard::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+// Runs one suite binary writing Google Benchmark JSON to `out`; W > 0: as W Gloo processes.
+void run_suite(const fs::path& exe, int world, const std::vector<std::string>& flags,
+               const fs::path& out) {
+  std::vector<std::string> argv{exe.string()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.push_back("--benchmark_out=" + out.string());
+  argv.push_back("--benchmark_out_format=json");
+  std::fprintf(stderr, "bench: %s%s\n",
+               world > 0 ? ("W=" + std::to_string(world) + " gloo: ").c_str() : "",
+               exe.filename().c_str());
+  int rc = 0;
+  if (world > 0) {
+    LaunchOptions o;
+    o.world_size = world;
+    o.timeout = std::chrono::minutes(30);
+    rc = launch_local(argv, o);
+  } else {
+    std::string cmd;
+    for (const auto& a : argv) cmd += quote(a) + " ";
+    rc = std::system((cmd + "> /dev/null").c_str());
+  }
+  if (rc != 0) {
+    throw std::runtime_error("graphshard bench: " + exe.filename().string() +
+                             " failed (exit code " + std::to_string(rc) + ")");
+  }
+}
+
+}  // namespace
+
+int bench_main(const std::vector<std::string>& args) {
+  bool quick = false;
+  std::string out_dir = "out/bench", save_baseline, compare;
+  int repetitions = -1;
+  double threshold = 0.10;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(args[i] + " needs a value");
+      return args[++i];
+    };
+    if (args[i] == "--quick") {
+      quick = true;
+    } else if (args[i] == "--out") {
+      out_dir = value();
+    } else if (args[i] == "--repetitions") {
+      repetitions = std::stoi(value());
+    } else if (args[i] == "--save-baseline") {
+      save_baseline = value();
+    } else if (args[i] == "--compare") {
+      compare = value();
+    } else if (args[i] == "--threshold") {
+      threshold = std::stod(value());
+    } else {
+      throw std::invalid_argument("graphshard bench: unknown argument '" + args[i] + "'");
+    }
+  }
+  // Comparisons need spread: several repetitions unless asked otherwise.
+  if (repetitions < 0) repetitions = quick ? 1 : (compare.empty() && save_baseline.empty() ? 3 : 5);
+  json baseline;
+  if (!compare.empty()) {
+    std::ifstream f(compare);
+    if (!f) throw std::invalid_argument("graphshard bench: --compare: cannot open " + compare);
+    baseline = json::parse(f);
+  }
+  fs::create_directories(out_dir);
+  const fs::path bin = fs::read_symlink("/proc/self/exe").parent_path();
+  std::vector<std::string> flags{"--benchmark_repetitions=" + std::to_string(repetitions)};
+  if (quick) flags.push_back("--quick");
+
+  std::vector<fs::path> outputs;
+  const fs::path dir(out_dir);
+  run_suite(bin / "graphshard_bench_graph", 0, flags, dir / "graph.json");
+  outputs.push_back(dir / "graph.json");
+  run_suite(bin / "graphshard_bench_primitives", 0, flags, dir / "primitives-sim.json");
+  outputs.push_back(dir / "primitives-sim.json");
+  for (int w : quick ? std::vector<int>{2} : std::vector<int>{2, 4}) {
+    const fs::path o = dir / ("primitives-gloo-W" + std::to_string(w) + ".json");
+    run_suite(bin / "graphshard_bench_primitives", w, flags, o);
+    outputs.push_back(o);
+  }
+
+  std::vector<bench::Sample> samples;
+  for (const auto& o : outputs) {
+    std::ifstream f(o);
+    const auto more = bench::read_samples(json::parse(f), o.string());
+    samples.insert(samples.end(), more.begin(), more.end());
+  }
+  const auto rows = bench::summarise(samples);
+  bench::print_summary(rows);
+  std::ofstream(dir / "summary.json") << bench::summary_json(rows).dump(1) << "\n";
+  std::printf("\nwrote %s/summary.json (raw Google Benchmark JSON beside it)\n", out_dir.c_str());
+  if (!save_baseline.empty()) {
+    std::ofstream(save_baseline) << bench::baseline_json(samples).dump(1) << "\n";
+    std::printf("wrote baseline %s\n", save_baseline.c_str());
+  }
+  if (!compare.empty()) {
+    return bench::compare_to_baseline(samples, baseline, threshold) ? 0 : 1;
+  }
+  return 0;
+}
+
+}  // namespace graphshard::cli
