@@ -176,14 +176,14 @@ std::vector<SummaryRow> summarise(const std::vector<Sample>& samples) {
 }
 
 void print_summary(const std::vector<SummaryRow>& rows) {
-  std::printf("\n%-28s %-6s %3s %9s %4s %9s %11s %13s %8s %8s %8s\n", "function", "engine", "W",
+  std::printf("\n%-34s %-6s %3s %9s %4s %9s %11s %13s %8s %8s %8s\n", "function", "engine", "W",
               "bytes", "dim", "edges", "median ms", "GB/s | Me/s", "x bare", "x naive", "mem");
   for (const auto& r : rows) {
     const Key& k = r.key;
     const double rate = k.bytes >= 0   ? static_cast<double>(k.bytes) / r.median_seconds / 1e9
                         : k.edges >= 0 ? static_cast<double>(k.edges) / r.median_seconds / 1e6
                                        : 0;
-    std::printf("%-28s %-6s %3d %9s %4s %9s %11.4f %13.3f %8s %8s %8s\n", k.function.c_str(),
+    std::printf("%-34s %-6s %3d %9s %4s %9s %11.4f %13.3f %8s %8s %8s\n", k.function.c_str(),
                 k.engine.c_str(), k.world_size, k.bytes >= 0 ? human_bytes(k.bytes).c_str() : "-",
                 k.dim >= 0 ? std::to_string(k.dim).c_str() : "-",
                 k.edges >= 0 ? std::to_string(k.edges).c_str() : "-", r.median_seconds * 1e3, rate,

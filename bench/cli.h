@@ -10,5 +10,6 @@ int launch_main(const std::vector<std::string>& args);
 int check_main(const std::vector<std::string>& args);
 int study_main(const std::vector<std::string>& args);
 int study_rank_main(const std::vector<std::string>& args);
+int bench_main(const std::vector<std::string>& args);
 
 }  // namespace graphshard::cli

@@ -10,13 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <regex>
 
 #include <nlohmann/json.hpp>
 
 #include "bench_summary.h"
 #include "cli.h"
-#include "graphshard/launch.h"
 
 namespace graphshard::cli {
 namespace {
@@ -28,31 +29,39 @@ std::string quote(const std::string& s) {
   return "'" + s + "'";
 }
 
-// Runs one suite binary writing Google Benchmark JSON to `out`; W > 0: as W Gloo processes.
-void run_suite(const fs::path& exe, int world, const std::vector<std::string>& flags,
-               const fs::path& out) {
-  std::vector<std::string> argv{exe.string()};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  argv.push_back("--benchmark_out=" + out.string());
-  argv.push_back("--benchmark_out_format=json");
-  std::fprintf(stderr, "bench: %s%s\n",
-               world > 0 ? ("W=" + std::to_string(world) + " gloo: ").c_str() : "",
-               exe.filename().c_str());
-  int rc = 0;
+// Runs one suite binary writing Google Benchmark JSON to `out` (its console output to a .log
+// beside it); W > 0: as W Gloo processes through `graphshard launch`.
+void run_suite(const fs::path& self, const fs::path& exe, int world,
+               const std::vector<std::string>& flags, const fs::path& out) {
+  std::string cmd;
   if (world > 0) {
-    LaunchOptions o;
-    o.world_size = world;
-    o.timeout = std::chrono::minutes(30);
-    rc = launch_local(argv, o);
-  } else {
-    std::string cmd;
-    for (const auto& a : argv) cmd += quote(a) + " ";
-    rc = std::system((cmd + "> /dev/null").c_str());
+    cmd = quote(self.string()) + " launch -n " + std::to_string(world) + " --timeout 1800 -- ";
   }
+  cmd += quote(exe.string());
+  for (const auto& f : flags) cmd += " " + quote(f);
+  fs::path log = out;
+  log.replace_extension(".log");
+  cmd += " " + quote("--benchmark_out=" + out.string()) + " --benchmark_out_format=json > " +
+         quote(log.string()) + " 2>&1";
+  std::fprintf(stderr, "bench: %s%s\n",
+               world > 0 ? ("Gloo W=" + std::to_string(world) + ": ").c_str() : "",
+               exe.filename().c_str());
+  const int rc = std::system(cmd.c_str());
   if (rc != 0) {
+    std::ifstream f(log);
+    std::fprintf(stderr, "%s\n", std::string(std::istreambuf_iterator<char>(f), {}).c_str());
     throw std::runtime_error("graphshard bench: " + exe.filename().string() +
-                             " failed (exit code " + std::to_string(rc) + ")");
+                             " failed (exit status " + std::to_string(rc) +
+                             "); its output is above");
   }
+}
+
+// Google Benchmark writes NaN for statistics of constant counters (the cv of `dim`): not JSON.
+json parse_gbench(const fs::path& path) {
+  std::ifstream f(path);
+  std::string text(std::istreambuf_iterator<char>(f), {});
+  static const std::regex not_a_number(R"(:\s*-?(nan|NaN|inf|Inf|Infinity)\b)");
+  return json::parse(std::regex_replace(text, not_a_number, ": null"));
 }
 
 }  // namespace
@@ -98,20 +107,20 @@ int bench_main(const std::vector<std::string>& args) {
 
   std::vector<fs::path> outputs;
   const fs::path dir(out_dir);
-  run_suite(bin / "graphshard_bench_graph", 0, flags, dir / "graph.json");
+  const fs::path self = fs::read_symlink("/proc/self/exe");
+  run_suite(self, bin / "graphshard_bench_graph", 0, flags, dir / "graph.json");
   outputs.push_back(dir / "graph.json");
-  run_suite(bin / "graphshard_bench_primitives", 0, flags, dir / "primitives-sim.json");
+  run_suite(self, bin / "graphshard_bench_primitives", 0, flags, dir / "primitives-sim.json");
   outputs.push_back(dir / "primitives-sim.json");
   for (int w : quick ? std::vector<int>{2} : std::vector<int>{2, 4}) {
     const fs::path o = dir / ("primitives-gloo-W" + std::to_string(w) + ".json");
-    run_suite(bin / "graphshard_bench_primitives", w, flags, o);
+    run_suite(self, bin / "graphshard_bench_primitives", w, flags, o);
     outputs.push_back(o);
   }
 
   std::vector<bench::Sample> samples;
   for (const auto& o : outputs) {
-    std::ifstream f(o);
-    const auto more = bench::read_samples(json::parse(f), o.string());
+    const auto more = bench::read_samples(parse_gbench(o), o.string());
     samples.insert(samples.end(), more.begin(), more.end());
   }
   const auto rows = bench::summarise(samples);

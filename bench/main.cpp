@@ -16,6 +16,11 @@ void usage() {
       "  study  [CONFIG.json] [--out DIR] [--no-plots]\n"
       "                                             run a scaling study (default: the\n"
       "                                             quickstart); table, results.json/csv, plots\n"
+      "  bench  [--quick] [--out DIR] [--repetitions N] [--save-baseline FILE]\n"
+      "         [--compare FILE] [--threshold 0.10]\n"
+      "                                             benchmark suites: summary table with ratios\n"
+      "                                             to bare collectives and naive code, targets,\n"
+      "                                             DIR/summary.json, regression comparison\n"
       "  check  [--world-sizes 1,2,4,8] [--mib N]   run every collective on simulated ranks,\n"
       "                                             verify it and print traffic and timing\n"
       "  launch -n W [--timeout S] [--grace S] -- PROGRAM [ARGS...]\n"
@@ -37,6 +42,7 @@ int main(int argc, char** argv) {
     if (cmd == "launch") return graphshard::cli::launch_main(args);
     if (cmd == "study") return graphshard::cli::study_main(args);
     if (cmd == "study-rank") return graphshard::cli::study_rank_main(args);
+    if (cmd == "bench") return graphshard::cli::bench_main(args);
     if (cmd == "check") return graphshard::cli::check_main(args);
   } catch (const c10::Error& e) {
     // The message alone: a user's bad config or argument is not a crash to debug.

@@ -1,0 +1,329 @@
+// Every graph function of graphshard/graph.h beside the naive ATen formulation a user would
+// otherwise write, on random graphs with E = 1e5, 1e6, 1e7 edges (int64 edge index, average
+// in-degree 12: n_dst = n_src = E / 12, sources uniform, destinations uniform and, except where
+// the row says sorted=0 or the function sorts, dst-sorted; fixed seeds). Node features are
+// [n, 16] float32, edge attributes [E, 4] float32; partitions and chunks have 8 parts, and
+// materialise builds the middle part (4). CPU, the default intra-op thread count.
+//
+//   build/graphshard_bench_graph [--quick] [--benchmark_format=json] [--benchmark_filter=...]
+//
+// --quick: E = 1e5 only, short timings (a smoke pass that checks every result).
+// Each row is tagged (bench_common.h) function=F;role={graphshard,naive};engine=cpu, and has
+// the counters edges_per_second and peak_extra_memory_ratio: (peak bytes allocated during one
+// call, outputs included, minus the bytes allocated before it) / (bytes of the call's tensor
+// arguments), counted by memory_tracker.h (ATen CPU storage and the C++ heap).
+// Before timing, every row checks that the graphshard result equals the naive one exactly; a
+// mismatch skips the row with an error and makes the exit status 1.
+//
+// shard_edges_1hop runs with a null group (W = 1: the library validates and returns its inputs;
+// the naive row selects "rank 0's destination range", i.e. copies every edge); its W > 1 path
+// needs a multi-rank communicator and is not measured here.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "bench_common.h"
+#include "graphshard/graph.h"
+#include "graphshard/shapes.h"
+#include "memory_tracker.h"
+
+namespace graphshard::bench {
+namespace {
+
+constexpr int64_t kDegree = 12, kParts = 8, kPart = kParts / 2, kNodeDim = 16, kEdgeDim = 4;
+
+using Tensors = std::vector<at::Tensor>;
+
+bool g_mismatch = false;  // some row's result differed: main exits non-zero (the CI smoke fails)
+
+struct Graph {
+  int64_t n_src = 0, n_dst = 0, num_edges = 0;
+  bool sorted = false;       // row 1 non-decreasing
+  at::Tensor edge_index;     // [2, E] int64
+  at::Tensor x_src, x_dst;   // [n, kNodeDim] float32
+  at::Tensor edge_attr;      // [E, kEdgeDim] float32
+  GraphPartition partition;  // kParts parts (sorted graphs only)
+};
+
+// The graph with E edges, dst-sorted or not; built once per (E, sorted) and kept.
+const Graph& graph(int64_t e, bool sorted) {
+  static std::map<std::pair<int64_t, bool>, Graph> cache;
+  auto it = cache.find({e, sorted});
+  if (it != cache.end()) return it->second;
+  Graph g;
+  g.num_edges = e;
+  g.sorted = sorted;
+  g.n_dst = g.n_src = e / kDegree;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(20240 + e);
+  const at::Tensor src = at::randint(g.n_src, {e}, gen, at::kLong);
+  at::Tensor dst = at::randint(g.n_dst, {e}, gen, at::kLong);
+  if (sorted) dst = std::get<0>(at::sort(dst));
+  g.edge_index = at::stack({src, dst});
+  g.x_src = at::randn({g.n_src, kNodeDim}, gen);
+  g.x_dst = at::randn({g.n_dst, kNodeDim}, gen);
+  g.edge_attr = at::randn({e, kEdgeDim}, gen);
+  if (sorted) g.partition = build_graph_partition(g.edge_index, kParts, {g.n_src, g.n_dst});
+  return cache.emplace(std::make_pair(e, sorted), std::move(g)).first->second;
+}
+
+// Which tensor arguments a call takes (the denominator of peak_extra_memory_ratio).
+enum Inputs { kEdges = 1, kSrcFeatures = 2, kDstFeatures = 4, kEdgeAttr = 8 };
+
+int64_t input_bytes(const Graph& g, int inputs) {
+  auto bytes = [](const at::Tensor& t) { return static_cast<int64_t>(t.nbytes()); };
+  int64_t b = 0;
+  if (inputs & kEdges) b += bytes(g.edge_index);
+  if (inputs & kSrcFeatures) b += bytes(g.x_src);
+  if (inputs & kDstFeatures) b += bytes(g.x_dst);
+  if (inputs & kEdgeAttr) b += bytes(g.edge_attr);
+  return b;
+}
+
+// Results as tensor lists, for the exact comparison before timing.
+Tensors flat(const Tensors& t) {
+  return t;
+}
+Tensors flat(bool b) {
+  return {at::tensor(std::vector<int64_t>{b ? 1 : 0})};
+}
+Tensors flat(const SortedEdgeIndex& s) {
+  return {s.edge_index, s.perm};
+}
+Tensors flat(const GraphPartition& p) {
+  return {at::tensor(p.dst_splits), at::tensor(p.edge_splits)};
+}
+Tensors flat(const MaterialisedPartition& m) {
+  return {m.src_ids, m.edge_index, m.x_src, m.x_dst, m.edge_attr};
+}
+Tensors flat(const ConnectedSources& c) {
+  return {c.kept_ids, c.edge_index, c.x_src};
+}
+Tensors flat(const EdgeChunks& c) {
+  Tensors out = c.edge_index;
+  out.insert(out.end(), c.edge_attr.begin(), c.edge_attr.end());
+  return out;
+}
+Tensors flat(const ShardedEdges& s) {
+  return {s.edge_index, s.edge_attr};
+}
+
+bool same(const Tensors& a, const Tensors& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].defined() || !b[i].defined() || a[i].scalar_type() != b[i].scalar_type() ||
+        a[i].sizes() != b[i].sizes() || !at::equal(a[i], b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Edges whose destination lies in [lo, hi), in input order: what a user writes without sorting.
+at::Tensor edges_in_range(const at::Tensor& ei, int64_t lo, int64_t hi) {
+  const at::Tensor dst = ei.select(0, 1);
+  return ((dst >= lo) & (dst < hi)).nonzero().squeeze(1);
+}
+
+// ---- the naive formulations -------------------------------------------------------------
+
+Tensors naive_sort(const Graph& g) {
+  const at::Tensor perm = std::get<1>(at::sort(g.edge_index.select(0, 1), /*stable=*/true,
+                                               /*dim=*/0, /*descending=*/false));
+  return {g.edge_index.index_select(1, perm), perm};
+}
+
+bool naive_is_sorted(const Graph& g) {
+  const at::Tensor dst = g.edge_index.select(0, 1);
+  return (dst.slice(0, 1) >= dst.slice(0, 0, -1)).all().item<bool>();
+}
+
+Tensors naive_partition(const Graph& g) {
+  const std::vector<int64_t> dst_splits = balanced_sizes(g.n_dst, kParts);
+  const at::Tensor degree = at::bincount(g.edge_index.select(0, 1), {}, g.n_dst);
+  Tensors sums;
+  for (const at::Tensor& part : degree.split_with_sizes(dst_splits)) sums.push_back(part.sum());
+  return {at::tensor(dst_splits), at::stack(sums)};
+}
+
+Tensors naive_materialise(const Graph& g) {
+  const auto [lo, hi] = partition_range(balanced_sizes(g.n_dst, kParts), kPart);
+  const at::Tensor idx = edges_in_range(g.edge_index, lo, hi);
+  const at::Tensor part = g.edge_index.index_select(1, idx);
+  const auto [kept, inverse] = at::_unique(part.select(0, 0), /*sorted=*/true,
+                                           /*return_inverse=*/true);
+  return {kept, at::stack({inverse, part.select(0, 1) - lo}), g.x_src.index_select(0, kept),
+          g.x_dst.narrow(0, lo, hi - lo), g.edge_attr.index_select(0, idx)};
+}
+
+Tensors naive_drop(const Graph& g) {
+  const auto [kept, inverse] = at::_unique(g.edge_index.select(0, 0), /*sorted=*/true,
+                                           /*return_inverse=*/true);
+  return {kept, at::stack({inverse, g.edge_index.select(0, 1)}), g.x_src.index_select(0, kept)};
+}
+
+Tensors naive_chunks(const Graph& g, int64_t parts) {
+  const std::vector<int64_t> sizes = balanced_sizes(g.n_dst, parts);
+  Tensors index, attr;
+  for (int64_t c = 0; c < parts; ++c) {
+    const auto [lo, hi] = partition_range(sizes, c);
+    const at::Tensor idx = edges_in_range(g.edge_index, lo, hi);
+    index.push_back(g.edge_index.index_select(1, idx));
+    attr.push_back(g.edge_attr.index_select(0, idx));
+  }
+  index.insert(index.end(), attr.begin(), attr.end());
+  return index;
+}
+
+// ---- running one row ----------------------------------------------------------------------
+
+// Tags the row, checks lib(g) == naive(g), measures the peak extra memory of one call of
+// `timed`, then times it.
+template <class Lib, class Naive, class Timed>
+void run_row(benchmark::State& state, const std::string& function, const char* role, const Graph& g,
+             int inputs, const Lib& lib, const Naive& naive, const Timed& timed) {
+  tag(state, {function, role, "cpu", 1, -1, -1, g.num_edges});
+  if (!same(flat(lib(g)), flat(naive(g)))) {
+    g_mismatch = true;
+    state.SkipWithError(("graphshard::" + function + " differs from the naive result").c_str());
+    return;
+  }
+  const int64_t before = current_bytes();
+  reset_peak();
+  {
+    auto result = timed(g);
+    benchmark::DoNotOptimize(result);
+  }
+  const int64_t extra = peak_bytes() - before;
+  for (auto _ : state) {
+    auto result = timed(g);
+    benchmark::DoNotOptimize(result);
+  }
+  state.counters["edges_per_second"] = benchmark::Counter(
+      static_cast<double>(g.num_edges), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_extra_memory_ratio"] =
+      static_cast<double>(extra) / static_cast<double>(input_bytes(g, inputs));
+}
+
+struct Config {
+  std::vector<int64_t> sizes;
+  bool quick = false;
+};
+
+// Registers the graphshard and the naive row of one function for every size (side by side);
+// `orders` lists the input orders (1 dst-sorted, 0 not): one is implied, two become an argument.
+template <class Lib, class Naive>
+void add(const Config& cfg, const std::string& function, int inputs, std::vector<int> orders,
+         Lib lib, Naive naive) {
+  for (int64_t e : cfg.sizes) {
+    for (const char* role : {"graphshard", "naive"}) {
+      const bool is_lib = std::string(role) == "graphshard";
+      auto* b = benchmark::RegisterBenchmark(
+          (function + "/" + role).c_str(), [=](benchmark::State& state) {
+            const bool sorted = orders.size() > 1 ? state.range(1) != 0 : orders[0] != 0;
+            const Graph& g = graph(state.range(0), sorted);
+            // Both input orders of one function are separate summary rows.
+            const std::string name =
+                orders.size() > 1 ? function + (sorted ? " (sorted)" : " (unsorted)") : function;
+            if (is_lib) {
+              run_row(state, name, role, g, inputs, lib, naive, lib);
+            } else {
+              run_row(state, name, role, g, inputs, lib, naive, naive);
+            }
+          });
+      if (orders.size() > 1) {
+        b->ArgsProduct({{e}, {orders.begin(), orders.end()}})->ArgNames({"E", "sorted"});
+      } else {
+        b->Arg(e)->ArgName("E");
+      }
+      b->UseRealTime()->Unit(benchmark::kMillisecond);
+      b->MinTime(cfg.quick ? 0.02 : e >= 10'000'000 ? 2.0 : 0.3);
+    }
+  }
+}
+
+void register_all(const Config& cfg) {
+  add(
+      cfg, "sort_edge_index_by_dst", kEdges, {0},
+      [](const Graph& g) { return sort_edge_index_by_dst(g.edge_index, g.n_dst); }, naive_sort);
+  add(
+      cfg, "is_edge_index_dst_sorted", kEdges, {1},
+      [](const Graph& g) { return is_edge_index_dst_sorted(g.edge_index); }, naive_is_sorted);
+  add(
+      cfg, "build_graph_partition", kEdges, {1},
+      [](const Graph& g) {
+        return build_graph_partition(g.edge_index, kParts, {g.n_src, g.n_dst});
+      },
+      naive_partition);
+  add(
+      cfg, "GraphPartition::materialise", kEdges | kSrcFeatures | kDstFeatures | kEdgeAttr, {1},
+      [](const Graph& g) {
+        return g.partition.materialise(kPart, {g.x_src, g.x_dst}, g.edge_attr, g.edge_index);
+      },
+      naive_materialise);
+  add(
+      cfg, "drop_unconnected_src_nodes", kEdges | kSrcFeatures, {1},
+      [](const Graph& g) {
+        return drop_unconnected_src_nodes(g.x_src, g.edge_index, {g.n_src, g.n_dst});
+      },
+      naive_drop);
+  add(
+      cfg, "sort_edges_1hop_chunks", kEdges | kEdgeAttr, {1, 0},
+      [](const Graph& g) {
+        return sort_edges_1hop_chunks(std::make_pair(g.n_src, g.n_dst), g.edge_attr, g.edge_index,
+                                      kParts, g.sorted);
+      },
+      [](const Graph& g) { return naive_chunks(g, kParts); });
+  add(
+      cfg, "shard_edges_1hop", kEdges | kEdgeAttr, {1},
+      [](const Graph& g) {
+        return shard_edges_1hop(g.edge_attr, g.edge_index, g.n_src, g.n_dst, nullptr, true);
+      },
+      [](const Graph& g) {  // W = 1: rank 0's block is destination range [0, n_dst)
+        const at::Tensor idx = edges_in_range(g.edge_index, 0, g.n_dst);
+        return Tensors{g.edge_index.index_select(1, idx), g.edge_attr.index_select(0, idx)};
+      });
+}
+
+// The tracker must see a 4 MiB tensor and a 1 MiB vector; otherwise the memory counters lie.
+bool memory_tracker_works() {
+  const int64_t before = current_bytes();
+  reset_peak();
+  { const at::Tensor t = at::empty({1 << 20}, at::kFloat); }
+  const bool tensor_seen = peak_bytes() - before >= (int64_t{4} << 20);
+  reset_peak();
+  {
+    std::vector<char> v(1 << 20);
+    benchmark::DoNotOptimize(v.data());
+  }
+  const bool heap_seen = peak_bytes() - before >= (int64_t{1} << 20);
+  return tensor_seen && heap_seen;
+}
+
+}  // namespace
+}  // namespace graphshard::bench
+
+int main(int argc, char** argv) {
+  namespace gb = graphshard::bench;
+  gb::install_memory_tracker();
+  if (!gb::memory_tracker_works()) {
+    std::fprintf(stderr, "graphshard_bench_graph: the memory tracker does not count allocations\n");
+    return 1;
+  }
+  gb::Config cfg;
+  cfg.quick = gb::take_quick_flag(argc, argv);
+  cfg.sizes = cfg.quick ? std::vector<int64_t>{100'000}
+                        : std::vector<int64_t>{100'000, 1'000'000, 10'000'000};
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  gb::register_all(cfg);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return gb::g_mismatch ? 1 : 0;
+}
