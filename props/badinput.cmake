@@ -1,0 +1,1 @@
+# (being written) tests of issue 8: badinput
