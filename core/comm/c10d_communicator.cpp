@@ -1,7 +1,10 @@
+#include <cstdlib>
+
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include "graphshard/c10d.h"
+#include "graphshard/shapes.h"
 
 namespace graphshard {
 namespace {
@@ -11,7 +14,10 @@ using WorkPtr = c10::intrusive_ptr<c10d::Work>;
 class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Backend> backend, std::chrono::milliseconds timeout)
-      : backend_(std::move(backend)), timeout_(timeout) {}
+      : backend_(std::move(backend)), timeout_(timeout) {
+    const char* choice = std::getenv("GRAPHSHARD_GLOO_COLLECTIVES");
+    direct_ = engine() == "gloo" && !(choice && std::string(choice) == "native");
+  }
 
   int rank() const override { return backend_->getRank(); }
   int size() const override { return backend_->getSize(); }
@@ -33,8 +39,8 @@ class C10dCommunicator : public Communicator {
                         std::to_string(rank()) + " of " + std::to_string(size()) + " failed";
       if (peers.size() == 1) msg += " (peer rank " + std::to_string(peers[0]) + ")";
       msg += ": " + what.substr(0, what.find("\nException raised from"));
-      const bool timed_out = what.find("imed out") != std::string::npos ||
-                             what.find("imeout") != std::string::npos;
+      const bool timed_out =
+          what.find("imed out") != std::string::npos || what.find("imeout") != std::string::npos;
       if (timed_out) throw CommTimeout(op, rank(), peers, msg);
       throw CommError(op, rank(), peers, msg);
     }
@@ -45,79 +51,54 @@ class C10dCommunicator : public Communicator {
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts) override {
     const int w = size(), r = rank();
-    bool even = true;
-    for (int64_t c : counts) even = even && c == counts[0];
-    // Gloo's own all-gather (a ring) measured 2x slower on loopback than direct messages
-    // (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), so Gloo always takes the p2p path;
-    // NCCL's all-gather is the fast path for even counts there.
-    if (even && engine() != "gloo") {
+    if (!direct() && all_equal(counts)) {
       guarded("all_gather_v", {}, [&] {
         at::Tensor out = recv, in = send;
         wait(backend_->_allgather_base(out, in));
       });
       return;
     }
-    // Uneven: every rank sends its piece to every peer and receives each peer's piece straight
-    // into its place in recv. Same bytes as a ring all-gather, no padding, no extra copy.
+    // Every rank sends its piece to every peer and receives each peer's piece straight into its
+    // place in recv: same bytes as a ring all-gather, no padding, no extra copy.
     const auto off = offsets_of(counts);
-    const int tag = static_cast<int>(next_tag_++ & 0x3fffffff);
-    std::vector<std::pair<int, WorkPtr>> works;
     recv.narrow(0, off[r], counts[r]).copy_(send);
-    const bool coalesce = backend_->supportsCoalescing();
-    guarded("all_gather_v", {}, [&] {
-      if (coalesce) backend_->startCoalescing();
-      for (int k = 1; k < w; ++k) {
-        const int to = (r + k) % w, from = (r - k + w) % w;
-        if (counts[from] > 0) {
-          std::vector<at::Tensor> t{recv.narrow(0, off[from], counts[from])};
-          works.emplace_back(from, backend_->recv(t, from, tag));
-        }
-        if (counts[r] > 0) {
-          std::vector<at::Tensor> t{send};
-          works.emplace_back(to, backend_->send(t, to, tag));
-        }
-      }
-      if (coalesce) {
-        auto group = backend_->endCoalescing();
-        if (group) works.emplace_back(-1, group);
-      }
-    });
-    for (auto& [peer, work] : works) {
-      guarded("all_gather_v", peer >= 0 ? std::vector<int>{peer} : std::vector<int>{},
-              [&] { wait(work); });
+    std::vector<Transfer> sends, recvs;
+    for (int q = 0; q < w; ++q) {
+      if (q == r) continue;
+      sends.push_back({q, send});
+      recvs.push_back({q, recv.narrow(0, off[q], counts[q])});
     }
+    exchange("all_gather_v", sends, recvs);
   }
 
   void do_all_reduce_sum(const at::Tensor& buffer) override {
-    guarded("all_reduce_sum", {}, [&] {
-      std::vector<at::Tensor> t{buffer};
-      c10d::AllreduceOptions opts;
-      opts.reduceOp = c10d::ReduceOp::SUM;
-      wait(backend_->allreduce(t, opts));
-    });
+    if (!direct()) {
+      guarded("all_reduce_sum", {}, [&] {
+        std::vector<at::Tensor> t{buffer};
+        c10d::AllreduceOptions opts;
+        opts.reduceOp = c10d::ReduceOp::SUM;
+        wait(backend_->allreduce(t, opts));
+      });
+      return;
+    }
+    // Reduce-scatter then all-gather, both direct: the ring's bytes, each element summed once
+    // (by its owner, in rank order) so every rank ends bitwise equal, and a lost peer is named.
+    const auto counts = balanced_sizes(buffer.numel(), size());
+    at::Tensor piece = at::empty({counts[rank()]}, buffer.options());
+    reduce_scatter("all_reduce_sum", buffer, piece, counts);
+    do_all_gather_v(piece, buffer, counts);
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts) override {
-    const int w = size(), r = rank();
-    bool even = true;
-    for (int64_t c : counts) even = even && c == counts[0];
-    if (even && engine() == "nccl") {
+    if (!direct() && all_equal(counts)) {
       guarded("reduce_scatter_v", {}, [&] {
         at::Tensor out = recv, in = send;
         wait(backend_->_reduce_scatter_base(out, in));
       });
       return;
     }
-    // All-to-all-v delivers every rank's piece r here; summing them in rank order gives the
-    // reduce-scatter with (W-1)/W of the buffer on the wire instead of an all-reduce's 2(W-1)/W.
-    const int64_t n = counts[r];
-    at::Tensor staging = at::empty({n * w}, send.options());
-    std::vector<int64_t> recv_counts(w, n);
-    all_to_all("reduce_scatter_v", send, counts, staging, recv_counts);
-    if (n == 0) return;
-    recv.copy_(staging.narrow(0, 0, n));
-    for (int q = 1; q < w; ++q) recv.add_(staging.narrow(0, q * n, n));
+    reduce_scatter("reduce_scatter_v", send, recv, counts);
   }
 
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
@@ -125,16 +106,83 @@ class C10dCommunicator : public Communicator {
     all_to_all("all_to_all_v", send, send_counts, recv, recv_counts);
   }
 
+ private:
+  struct Transfer {
+    int peer;
+    at::Tensor data;
+  };
+
+  static bool all_equal(const std::vector<int64_t>& counts) {
+    for (int64_t c : counts) {
+      if (c != counts[0]) return false;
+    }
+    return true;
+  }
+
+  // Gloo: direct messages for every collective. Its ring all-gather measured 2x slower on
+  // loopback than direct messages (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), and a
+  // wait on one peer's message names the peer that failed. NCCL keeps its native collectives.
+  // GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own (to compare them in one run).
+  bool direct() const { return direct_; }
+
+  // Posts every receive and send of one collective (one tag), then waits on each, naming the
+  // peer of a transfer that fails. Empty transfers are skipped on both sides.
+  void exchange(const std::string& op, const std::vector<Transfer>& sends,
+                const std::vector<Transfer>& recvs) {
+    const int tag = static_cast<int>(next_tag_++ & 0x3fffffff);
+    std::vector<std::pair<int, WorkPtr>> works;
+    guarded(op, {}, [&] {
+      for (const auto& x : recvs) {
+        if (x.data.numel() == 0) continue;
+        std::vector<at::Tensor> t{x.data};
+        works.emplace_back(x.peer, backend_->recv(t, x.peer, tag));
+      }
+      for (const auto& x : sends) {
+        if (x.data.numel() == 0) continue;
+        std::vector<at::Tensor> t{x.data};
+        works.emplace_back(x.peer, backend_->send(t, x.peer, tag));
+      }
+    });
+    for (auto& [peer, work] : works) guarded(op, {peer}, [&] { wait(work); });
+  }
+
   void all_to_all(const std::string& op, const at::Tensor& send,
                   const std::vector<int64_t>& send_counts, const at::Tensor& recv,
                   const std::vector<int64_t>& recv_counts) {
-    guarded(op, {}, [&] {
-      at::Tensor out = recv, in = send;
-      std::vector<int64_t> oc = recv_counts, ic = send_counts;
-      wait(backend_->alltoall_base(out, in, oc, ic));
-    });
+    const int w = size(), r = rank();
+    if (!direct()) {
+      guarded(op, {}, [&] {
+        at::Tensor out = recv, in = send;
+        std::vector<int64_t> oc = recv_counts, ic = send_counts;
+        wait(backend_->alltoall_base(out, in, oc, ic));
+      });
+      return;
+    }
+    const auto send_off = offsets_of(send_counts), recv_off = offsets_of(recv_counts);
+    recv.narrow(0, recv_off[r], recv_counts[r]).copy_(send.narrow(0, send_off[r], send_counts[r]));
+    std::vector<Transfer> sends, recvs;
+    for (int q = 0; q < w; ++q) {
+      if (q == r) continue;
+      sends.push_back({q, send.narrow(0, send_off[q], send_counts[q])});
+      recvs.push_back({q, recv.narrow(0, recv_off[q], recv_counts[q])});
+    }
+    exchange(op, sends, recvs);
   }
 
+  // All-to-all-v delivers every rank's piece r here; summing them in rank order gives the
+  // reduce-scatter with (W-1)/W of the buffer on the wire instead of an all-reduce's 2(W-1)/W.
+  void reduce_scatter(const std::string& op, const at::Tensor& send, const at::Tensor& recv,
+                      const std::vector<int64_t>& counts) {
+    const int w = size();
+    const int64_t n = counts[rank()];
+    at::Tensor staging = at::empty({n * w}, send.options());
+    all_to_all(op, send, counts, staging, std::vector<int64_t>(w, n));
+    if (n == 0) return;
+    recv.copy_(staging.narrow(0, 0, n));
+    for (int q = 1; q < w; ++q) recv.add_(staging.narrow(0, q * n, n));
+  }
+
+ public:
   void do_barrier() override {
     guarded("barrier", {}, [&] { wait(backend_->barrier()); });
   }
@@ -142,6 +190,7 @@ class C10dCommunicator : public Communicator {
  private:
   c10::intrusive_ptr<c10d::Backend> backend_;
   std::chrono::milliseconds timeout_;
+  bool direct_ = false;
   uint64_t next_tag_ = 1;
 };
 
