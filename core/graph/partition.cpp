@@ -1,5 +1,6 @@
 // Local (communication-free) graph functions: sorting, partitioning, materialising a part,
 // chunking, dropping unconnected sources.
+#include <algorithm>
 #include <ostream>
 #include <sstream>
 #include <tuple>
@@ -104,10 +105,16 @@ MaterialisedPartition GraphPartition::materialise(int64_t partition_id, const Pa
   const int rank = 0;
   check(partition_id >= 0 && partition_id < num_parts, fn, "partition_id",
         "an id in [0, " + std::to_string(num_parts) + ")", partition_id, rank);
+  const auto non_negative = [](const std::vector<int64_t>& v) {
+    return std::all_of(v.begin(), v.end(), [](int64_t s) { return s >= 0; });
+  };
   const bool consistent = static_cast<int64_t>(dst_splits.size()) == num_parts &&
                           static_cast<int64_t>(edge_splits.size()) == num_parts &&
-                          total(dst_splits) == num_nodes.second && total(edge_splits) == num_edges;
-  check(consistent, fn, "partition", "num_parts splits summing to n_dst and num_edges", to_string(),
+                          non_negative(dst_splits) && non_negative(edge_splits) &&
+                          num_nodes.first >= 0 && total(dst_splits) == num_nodes.second &&
+                          total(edge_splits) == num_edges;
+  check(consistent, fn, "partition",
+        "n_src >= 0 and num_parts non-negative splits summing to n_dst and num_edges", to_string(),
         rank);
   check_edge_index(fn, edge_index, rank);
   check(edge_index.size(1) == num_edges, fn, "edge_index",

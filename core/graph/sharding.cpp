@@ -100,6 +100,7 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
   const auto [n_src, n_dst] = partition.num_nodes;
   check(partition.num_parts == world, fn, "partition.num_parts",
         std::to_string(world) + " (the group size)", partition.num_parts, rank);
+  check_count(fn, "partition.num_nodes.first (n_src)", n_src, rank);
   detail::check_sizes(fn, "partition.dst_splits", partition.dst_splits, world, rank);
   detail::check_sizes(fn, "partition.edge_splits", partition.edge_splits, world, rank);
   check(total(partition.dst_splits) == n_dst, fn, "partition.dst_splits",
