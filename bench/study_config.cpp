@@ -8,6 +8,8 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
+#include "bounded_json.h"
+
 namespace graphshard::study {
 namespace {
 
@@ -146,7 +148,7 @@ GraphSpec parse_graph(Reader r) {
 StudyConfig parse_study_config(const std::string& text, const std::string& origin) {
   json j;
   try {
-    j = json::parse(text);
+    j = parse_bounded_json(text);
   } catch (const std::exception& e) {
     TORCH_CHECK_VALUE(false, "graphshard study config ", origin, ": expected JSON, got a parse ",
                       "error: ", e.what());

@@ -5,11 +5,15 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
+
+#include "bounded_json.h"
 
 namespace graphshard::study {
 namespace {
@@ -314,15 +318,9 @@ at::ScalarType safetensors_dtype(const std::string& path, const std::string& nam
                     "': dtype: expected one of I64, I32, F32, F64, F16, BF16, got ", t);
 }
 
-}  // namespace
-
-Graph load_safetensors_graph(const std::string& path) {
+// The safetensors reader over any seekable stream of file_size bytes; `path` names it in errors.
+Graph read_safetensors_graph(std::istream& in, uint64_t file_size, const std::string& path) {
   const char* fn = "graphshard::study::load_safetensors_graph: ";
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK_VALUE(in, fn, path, ": cannot open the file");
-  in.seekg(0, std::ios::end);
-  const auto file_size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
   uint64_t header_len = 0;
   TORCH_CHECK_VALUE(file_size >= 8 && in.read(reinterpret_cast<char*>(&header_len), 8), fn, path,
                     ": header length: expected 8 bytes, the file is shorter");
@@ -332,7 +330,7 @@ Graph load_safetensors_graph(const std::string& path) {
   in.read(header.data(), static_cast<std::streamsize>(header_len));
   nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(header);
+    meta = parse_bounded_json(header);
   } catch (const std::exception& e) {
     TORCH_CHECK_VALUE(false, fn, path, ": header: expected JSON, got a parse error: ", e.what());
   }
@@ -344,29 +342,64 @@ Graph load_safetensors_graph(const std::string& path) {
     std::string dtype_name;
     std::vector<int64_t> shape;
     std::vector<uint64_t> off;
+    // Integers only: nlohmann converts a float element with a static_cast (undefined behaviour
+    // out of range). An integer beyond int64 (uint64) wraps to a negative size or offset
+    // below, which the range checks refuse.
+    auto integers = [](const nlohmann::json& a) {
+      return a.is_array() && std::all_of(a.begin(), a.end(), [](const nlohmann::json& v) {
+               return v.is_number_integer();
+             });
+    };
+    bool well_formed = false;
     try {
       dtype_name = t.at("dtype").get<std::string>();
-      shape = t.at("shape").get<std::vector<int64_t>>();
-      off = t.at("data_offsets").get<std::vector<uint64_t>>();
+      well_formed = integers(t.at("shape")) && integers(t.at("data_offsets"));
+      if (well_formed) {
+        shape = t.at("shape").get<std::vector<int64_t>>();
+        off = t.at("data_offsets").get<std::vector<uint64_t>>();
+      }
     } catch (const nlohmann::json::exception&) {
-      TORCH_CHECK_VALUE(false, fn, path, ": tensor '", name, "': expected an object with dtype ",
-                        "(string), shape (list of sizes) and data_offsets (two offsets), got ",
-                        t.dump());
+      well_formed = false;
     }
+    TORCH_CHECK_VALUE(well_formed, fn, path, ": tensor '", name, "': expected an object with ",
+                      "dtype (string), shape (list of sizes) and data_offsets (two offsets), got ",
+                      t.dump());
     const at::ScalarType dtype = safetensors_dtype(path, name, dtype_name);
     for (const int64_t d : shape) {
       TORCH_CHECK_VALUE(d >= 0, fn, path, ": tensor '", name, "': shape: expected sizes >= 0, got ",
                         c10::IntArrayRef(shape));
     }
-    TORCH_CHECK_VALUE(off.size() == 2 && off[0] <= off[1] && data_start + off[1] <= file_size, fn,
+    // Compared without adding to the offsets: a huge offset would wrap around.
+    TORCH_CHECK_VALUE(off.size() == 2 && off[0] <= off[1] && off[1] <= file_size - data_start, fn,
                       path, ": tensor '", name, "': data_offsets: expected a range inside the ",
                       "file");
+    // The shape's byte size is checked against the data range BEFORE allocating: a header may
+    // declare any shape, and only the file's bytes bound what is real. The product of the
+    // nonzero sizes is bounded too, since torch's own overflow checks (zero-element tensors
+    // included) raise a plain c10::Error.
+    const uint64_t have = off[1] - off[0];
+    const auto item = static_cast<uint64_t>(c10::elementSize(dtype));
+    const uint64_t max_elements = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / item;
+    uint64_t elements = 1;  // of the nonzero sizes
+    bool empty = false;
+    for (const int64_t d : shape) {
+      if (d == 0) {
+        empty = true;
+        continue;
+      }
+      TORCH_CHECK_VALUE(elements <= max_elements / static_cast<uint64_t>(d), fn, path, ": tensor '",
+                        name, "': shape: expected at most ", max_elements, " elements, got ",
+                        c10::IntArrayRef(shape));
+      elements *= static_cast<uint64_t>(d);
+    }
+    const uint64_t need = empty ? 0 : elements * item;
+    TORCH_CHECK_VALUE(need == have, fn, path, ": tensor '", name, "': expected ", need,
+                      " bytes for its shape ", c10::IntArrayRef(shape), ", got ", have);
     at::Tensor out = at::empty(shape, dtype);
-    TORCH_CHECK_VALUE(static_cast<uint64_t>(out.nbytes()) == off[1] - off[0], fn, path,
-                      ": tensor '", name, "': expected ", out.nbytes(),
-                      " bytes for its shape, got ", off[1] - off[0]);
     in.seekg(static_cast<std::streamoff>(data_start + off[0]));
-    in.read(static_cast<char*>(out.data_ptr()), static_cast<std::streamsize>(out.nbytes()));
+    TORCH_CHECK_VALUE(
+        in.read(static_cast<char*>(out.data_ptr()), static_cast<std::streamsize>(need)), fn, path,
+        ": tensor '", name, "': cannot read its ", need, " bytes");
     return out;
   };
   Graph g;
@@ -415,6 +448,23 @@ Graph load_safetensors_graph(const std::string& path) {
                       "), got range [", min_id, ", max src ", max_src, ", max dst ", max_dst, "]");
   }
   return g;
+}
+
+}  // namespace
+
+Graph load_safetensors_graph(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK_VALUE(in, "graphshard::study::load_safetensors_graph: ", path,
+                    ": cannot open the file");
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  return read_safetensors_graph(in, file_size, path);
+}
+
+Graph parse_safetensors_graph(const std::string& bytes, const std::string& origin) {
+  std::istringstream in(bytes, std::ios::binary);
+  return read_safetensors_graph(in, bytes.size(), origin);
 }
 
 }  // namespace graphshard::study

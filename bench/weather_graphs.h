@@ -55,5 +55,7 @@ at::Tensor geometric_edge_attr(const Nodes& src, const Nodes& dst, const at::Ten
 // safetensors file with "edge_index" (int64 [2, E]), optional "edge_attr" ([E, ...] float),
 // and node counts in the metadata ("num_src", "num_dst"). Errors name the file and the field.
 Graph load_safetensors_graph(const std::string& path);
+// The same from the file's bytes in memory; `origin` names them in errors (the fuzz target).
+Graph parse_safetensors_graph(const std::string& bytes, const std::string& origin);
 
 }  // namespace graphshard::study
