@@ -6,13 +6,14 @@
 #      the build links (torch.utils.cmake_prefix_path).
 #   3. Configure and build into build/ (ccache'd). Nothing is downloaded after this step.
 # Environment: GRAPHSHARD_BUILD_DIR (default build), GRAPHSHARD_CUDA (ON/OFF, default: ON when nvcc
-# is found), GRAPHSHARD_SANITIZE (address,undefined | thread), GRAPHSHARD_BUILD_TYPE (Release).
+# is found), GRAPHSHARD_SANITIZE (address,undefined | thread), GRAPHSHARD_BUILD_TYPE (Release),
+# GRAPHSHARD_BENCH (ON/OFF, default ON). clang and its runtime serve the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
 
 packages=(build-essential cmake ccache python3-venv librapidcheck-dev libgtest-dev libgmock-dev
-          googletest libbenchmark-dev nlohmann-json3-dev libgloo-dev)
+          googletest libbenchmark-dev nlohmann-json3-dev libgloo-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,13 +42,15 @@ build=${GRAPHSHARD_BUILD_DIR:-build}
 prefix=$(.venv/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 cuda_flag=()
 [ -n "${GRAPHSHARD_CUDA:-}" ] && cuda_flag=(-DGRAPHSHARD_CUDA="$GRAPHSHARD_CUDA")
+bench_flag=()
+[ -n "${GRAPHSHARD_BENCH:-}" ] && bench_flag=(-DGRAPHSHARD_BENCH="$GRAPHSHARD_BENCH")
 sanitize_flag=()
 [ -n "${GRAPHSHARD_SANITIZE:-}" ] && sanitize_flag=(-DGRAPHSHARD_SANITIZE="$GRAPHSHARD_SANITIZE")
 mkdir -p "$build"
-if [ ! -f "$build/CMakeCache.txt" ] || [ -n "${cuda_flag[*]}${sanitize_flag[*]}" ]; then
+if [ ! -f "$build/CMakeCache.txt" ] || [ -n "${cuda_flag[*]}${bench_flag[*]}${sanitize_flag[*]}" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="${GRAPHSHARD_BUILD_TYPE:-Release}" \
     -DCMAKE_PREFIX_PATH="$prefix" -DPython3_EXECUTABLE="$root/.venv/bin/python" \
-    "${cuda_flag[@]}" "${sanitize_flag[@]}" >"$build/configure.log" 2>&1 \
+    "${cuda_flag[@]}" "${bench_flag[@]}" "${sanitize_flag[@]}" >"$build/configure.log" 2>&1 \
     || { cat "$build/configure.log"; exit 1; }
 fi
 # Compiler caches hit across clones: paths under the repository are hashed relative to it.
