@@ -82,7 +82,7 @@ void print_table(const StudyResult& res) {
       c.plan_only ? " (estimate: the all-gather of sharded source features)" : "");
   if (!c.plan_only) {
     std::printf(
-        "  ms/step: forward + backward, max over ranks of the median of %d repeats (simulated "
+        "  ms/step: forward + backward, max over ranks of the median of %d repeats (the W "
         "ranks share this machine's cores); crit.CPU: the busiest rank's thread CPU time, the "
         "step time with a core per rank; eff.: crit.CPU(W=1) / (W * crit.CPU(W)).\n",
         c.repeats);
