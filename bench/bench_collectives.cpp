@@ -12,10 +12,10 @@
 
 #include <chrono>
 #include <cstring>
-#include <sstream>
 
 #include <ATen/ATen.h>
 
+#include "bench_common.h"
 #include "graphshard/launch.h"
 #include "graphshard/shapes.h"
 #include "sim_pool.h"
@@ -24,14 +24,6 @@ namespace graphshard::study {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
-  return out;
-}
 
 struct Buffers {
   at::Tensor send, recv;
@@ -97,21 +89,9 @@ const char* kOps[] = {"all_gather_v", "all_reduce_sum", "reduce_scatter_v", "all
 int main(int argc, char** argv) {
   using namespace graphshard;
   using namespace graphshard::study;
-  std::vector<int64_t> sizes{4096, 1 << 20, 16 << 20, 64 << 20};
-  std::vector<int64_t> worlds{2, 4};
-  std::vector<char*> rest{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
-      sizes = parse_list(argv[i] + 8);
-    } else if (std::strncmp(argv[i], "--worlds=", 9) == 0) {
-      worlds = parse_list(argv[i] + 9);
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-
+  const bench::SuiteArgs args =
+      bench::init_suite(argc, argv, {{4096, 1 << 20, 16 << 20, 64 << 20}, {2, 4}});
+  const auto& sizes = args.sizes;
   std::vector<std::unique_ptr<SimPool>> pools;
   CommPtr gloo;
   if (launched_by_env()) {
@@ -142,7 +122,7 @@ int main(int argc, char** argv) {
       }
     }
   } else {
-    for (int64_t w : worlds) {
+    for (int64_t w : args.worlds) {
       pools.push_back(std::make_unique<SimPool>(static_cast<int>(w)));
       SimPool* pool = pools.back().get();
       for (const char* op : kOps) {
@@ -175,18 +155,5 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (gloo && gloo->rank() != 0) {
-    // Non-zero ranks run in lockstep but report nothing.
-    struct Silent : benchmark::BenchmarkReporter {
-      bool ReportContext(const Context&) override { return true; }
-      void ReportRuns(const std::vector<Run>&) override {}
-    } silent;
-    benchmark::RunSpecifiedBenchmarks(&silent);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  if (gloo) gloo->barrier();
-  benchmark::Shutdown();
-  std::fflush(stdout);
-  std::_Exit(0);
+  bench::run_and_exit(gloo, args);
 }

@@ -13,11 +13,14 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "graphshard/comm.h"
 
 namespace graphshard::bench {
 
@@ -64,5 +67,45 @@ struct SilentReporter : benchmark::BenchmarkReporter {
   bool ReportContext(const Context&) override { return true; }
   void ReportRuns(const std::vector<Run>&) override {}
 };
+
+struct SuiteArgs {
+  std::vector<int64_t> sizes, worlds;  // --sizes=a,b,... (bytes) and --worlds=a,b,... (sim W)
+  bool to_file = false;                // --benchmark_out=FILE was given
+};
+
+// Takes --sizes= and --worlds= (over `defaults`) and initialises Google Benchmark with the rest.
+inline SuiteArgs init_suite(int argc, char** argv, SuiteArgs defaults) {
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
+      defaults.sizes = parse_list(argv[i] + 8);
+    } else if (std::strncmp(argv[i], "--worlds=", 9) == 0) {
+      defaults.worlds = parse_list(argv[i] + 9);
+    } else {
+      defaults.to_file = defaults.to_file || std::strncmp(argv[i], "--benchmark_out=", 16) == 0;
+      rest.push_back(argv[i]);
+    }
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  return defaults;
+}
+
+// Runs the registered benchmarks and ends the process. Under Gloo every rank runs them in
+// lockstep and only rank 0 reports: the others get silent reporters (Google Benchmark refuses a
+// file reporter without --benchmark_out, and would write the file from every rank without one).
+// _Exit: no teardown races between Gloo's threads and static destructors.
+[[noreturn]] inline void run_and_exit(const graphshard::CommPtr& gloo, const SuiteArgs& args) {
+  if (gloo && gloo->rank() != 0) {
+    SilentReporter display, file;
+    benchmark::RunSpecifiedBenchmarks(&display, args.to_file ? &file : nullptr);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
+  if (gloo) gloo->barrier();
+  benchmark::Shutdown();
+  std::fflush(stdout);
+  std::_Exit(0);
+}
 
 }  // namespace graphshard::bench

@@ -287,46 +287,20 @@ int main(int argc, char** argv) {
   using namespace graphshard;
   using namespace graphshard::bench;
   const bool quick = take_quick_flag(argc, argv);
-  std::vector<int64_t> sizes =
-      quick ? std::vector<int64_t>{64 << 10} : std::vector<int64_t>{1 << 20, 16 << 20};
-  std::vector<int64_t> worlds = quick ? std::vector<int64_t>{2} : std::vector<int64_t>{2, 4};
-  std::vector<char*> rest{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
-      sizes = parse_list(argv[i] + 8);
-    } else if (std::strncmp(argv[i], "--worlds=", 9) == 0) {
-      worlds = parse_list(argv[i] + 9);
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-
+  const SuiteArgs args =
+      init_suite(argc, argv,
+                 {quick ? std::vector<int64_t>{64 << 10} : std::vector<int64_t>{1 << 20, 16 << 20},
+                  quick ? std::vector<int64_t>{2} : std::vector<int64_t>{2, 4}});
   std::vector<std::unique_ptr<study::SimPool>> pools;
   CommPtr gloo;
   if (launched_by_env()) {
     gloo = communicator_from_env("gloo", std::chrono::minutes(5));
-    for (const Row& row : rows(sizes)) register_gloo(row, gloo);
+    for (const Row& row : rows(args.sizes)) register_gloo(row, gloo);
   } else {
-    for (int64_t w : worlds) {
+    for (int64_t w : args.worlds) {
       pools.push_back(std::make_unique<study::SimPool>(static_cast<int>(w)));
-      for (const Row& row : rows(sizes)) register_sim(row, pools.back().get());
+      for (const Row& row : rows(args.sizes)) register_sim(row, pools.back().get());
     }
   }
-  if (gloo && gloo->rank() != 0) {
-    // Google Benchmark refuses a file reporter without --benchmark_out, and writes the file
-    // itself from every rank with one: pass ours exactly when the flag is there.
-    SilentReporter display, file;
-    const bool to_file = std::any_of(rest.begin(), rest.end(), [](const char* a) {
-      return std::strncmp(a, "--benchmark_out=", 16) == 0;
-    });
-    benchmark::RunSpecifiedBenchmarks(&display, to_file ? &file : nullptr);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  if (gloo) gloo->barrier();
-  benchmark::Shutdown();
-  std::fflush(stdout);
-  std::_Exit(0);  // no teardown races between Gloo's threads and static destructors
+  run_and_exit(gloo, args);
 }
