@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdlib>
 
 #include <ATen/ATen.h>
@@ -200,6 +201,14 @@ CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
                                std::chrono::milliseconds timeout) {
   TORCH_CHECK_VALUE(backend, "graphshard::make_c10d_communicator: backend: expected a backend, ",
                     "got null");
+  // Gloo writes to its sockets without MSG_NOSIGNAL: a write to a peer that has gone would kill
+  // this process with SIGPIPE instead of failing the operation (Python ignores SIGPIPE, a C++
+  // program does not). Ignored, the write fails with EPIPE and surfaces as a CommError. A
+  // handler the program installed itself is left alone.
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    std::signal(SIGPIPE, SIG_IGN);
+  }
   return std::make_shared<C10dCommunicator>(std::move(backend), timeout);
 }
 
