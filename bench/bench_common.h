@@ -20,15 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_summary.h"
 #include "graphshard/comm.h"
 
 namespace graphshard::bench {
 
-struct Tag {
-  std::string function, role, engine;
-  int world_size = 1;
-  int64_t bytes = -1, dim = -1, edges = -1;  // -1: does not apply
-};
+// The row a benchmark measures (bench_summary.h reads it back as the same Key).
+using Tag = Key;
 
 inline void tag(benchmark::State& state, const Tag& t) {
   state.SetLabel("function=" + t.function + ";role=" + t.role + ";engine=" + t.engine);
