@@ -72,15 +72,23 @@ struct SuiteArgs {
 };
 
 // Takes --sizes= and --worlds= (over `defaults`) and initialises Google Benchmark with the rest.
+// Under a launcher, ranks other than 0 get --benchmark_out=/dev/null: Google Benchmark opens
+// (truncates) that file even for a silent reporter, and a late truncation by another rank left
+// rank 0's JSON with a hole of NUL bytes at its start.
 inline SuiteArgs init_suite(int argc, char** argv, SuiteArgs defaults) {
+  static char dev_null[] = "--benchmark_out=/dev/null";
+  const char* rank = std::getenv("RANK");
+  const bool other_rank = rank && std::strcmp(rank, "0") != 0;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
       defaults.sizes = parse_list(argv[i] + 8);
     } else if (std::strncmp(argv[i], "--worlds=", 9) == 0) {
       defaults.worlds = parse_list(argv[i] + 9);
+    } else if (std::strncmp(argv[i], "--benchmark_out=", 16) == 0) {
+      defaults.to_file = true;
+      rest.push_back(other_rank ? dev_null : argv[i]);
     } else {
-      defaults.to_file = defaults.to_file || std::strncmp(argv[i], "--benchmark_out=", 16) == 0;
       rest.push_back(argv[i]);
     }
   }

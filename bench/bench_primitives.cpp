@@ -10,6 +10,12 @@
 //
 // Before timing, each graphshard row checks its result against the naive (or bare) one on every
 // rank; a mismatch skips the benchmark with an error on every rank.
+//
+// A "layout" row times the one pass a primitive cannot avoid beyond the bare collective when a
+// piece is not a contiguous range of its tensor (a cut or concatenation along dim 1): the
+// transports move contiguous bytes only, and the result must be a new tensor, so the payload is
+// copied once between the wire layout and a freshly allocated tensor. bare + layout is the
+// floor for such a primitive on this machine; the summary prints it beside the target.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -117,6 +123,7 @@ struct Bare {
 Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
   Bare b;
   b.send = p.x.contiguous().view({-1}).clone();
+  b.recv = at::zeros({0}, p.x.options());
   const int64_t total = std::accumulate(p.sizes.begin(), p.sizes.end(), int64_t{0}) * p.row;
   if (fn == "gather_tensor" || fn == "sync_tensor") {
     b.send_counts = times(p.sizes, p.row);
@@ -129,7 +136,41 @@ Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
     b.recv_counts = times(p.other_sizes, p.sizes[r]);
     b.recv = at::empty({p.sizes[r] * kWidth * w}, p.x.options());
   }
+  b.recv.zero_();  // warm: every role finds its scratch pages already mapped
   return b;
+}
+
+// The layout pass (see the top of this file) on one rank: the wire layout (b.recv, row-major
+// pieces one after another) unpacked into a fresh output, or the input packed into a fresh
+// buffer when the pieces are cut along dim 1 on the sending side.
+at::Tensor layout_pass(const std::string& fn, const Payload& p, const Bare& b, int w, int r) {
+  std::vector<int64_t> off(p.sizes.size() + 1, 0);
+  for (size_t q = 0; q < p.sizes.size(); ++q) off[q + 1] = off[q] + p.sizes[q];
+  if (fn == "gather_tensor" || fn == "sync_tensor") {  // [kWidth, n_q] pieces into [kWidth, N]
+    at::Tensor out = at::empty({kWidth, off.back()}, p.x.options());
+    for (int q = 0; q < w; ++q) {
+      out.narrow(1, off[q], p.sizes[q])
+          .copy_(b.recv.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth).view({kWidth, p.sizes[q]}));
+    }
+    return out;
+  }
+  if (fn == "all_to_all_transpose" && p.dim == 0) {  // [n_r, kWidth] pieces into [n_r, W kWidth]
+    const int64_t n = p.sizes[r];
+    at::Tensor out = at::empty({n, kWidth * w}, p.x.options());
+    for (int q = 0; q < w; ++q) {
+      out.narrow(1, q * kWidth, kWidth)
+          .copy_(b.recv.narrow(0, q * n * kWidth, n * kWidth).view({n, kWidth}));
+    }
+    return out;
+  }
+  // all_to_all_transpose split along 1, reduce_shard_tensor along 1: pack [kWidth, n_q] pieces.
+  at::Tensor buf = at::empty({p.x.numel()}, p.x.options());
+  for (int q = 0; q < w; ++q) {
+    buf.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth)
+        .view({kWidth, p.sizes[q]})
+        .copy_(p.x.narrow(1, off[q], p.sizes[q]));
+  }
+  return buf;
 }
 
 // One call of (function, role) on one rank.
@@ -137,6 +178,7 @@ at::Tensor run(const std::string& fn, const std::string& role, const CommPtr& co
                const Payload& p, Bare& b) {
   Communicator& c = *comm;
   const ShardSizes sizes = p.sizes;
+  if (role == "layout") return layout_pass(fn, p, b, c.size(), c.rank());
   if (role == "bare") {
     if (fn == "gather_tensor" || fn == "sync_tensor") {
       c.all_gather_v(b.send, b.recv, b.send_counts);
@@ -198,6 +240,9 @@ std::vector<Row> rows(const std::vector<int64_t>& sizes) {
       for (const char* fn : {"gather_tensor", "reduce_shard_tensor", "all_to_all_transpose"}) {
         for (const char* role : {"graphshard", "bare", "naive"})
           out.push_back({fn, role, bytes, dim});
+        if (dim == 1 || std::string(fn) == "all_to_all_transpose") {
+          out.push_back({fn, "layout", bytes, dim});
+        }
       }
     }
     for (const char* fn : {"reduce_tensor", "sync_tensor"}) {

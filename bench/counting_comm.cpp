@@ -16,8 +16,8 @@ void CountingCommunicator::add(const char* op, int64_t sent, int64_t received,
 }
 
 void CountingCommunicator::do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                                           const std::vector<int64_t>& counts) {
-  inner_->all_gather_v(send, recv, counts);
+                                           const std::vector<int64_t>& counts, OwnPiece own) {
+  inner_->all_gather_v(send, recv, counts, own);
   const int r = rank();
   add("all_gather_v", counts[r] * (size() - 1), total(counts) - counts[r], send);
 }
@@ -38,8 +38,8 @@ void CountingCommunicator::do_reduce_scatter_v(const at::Tensor& send, const at:
 void CountingCommunicator::do_all_to_all_v(const at::Tensor& send,
                                            const std::vector<int64_t>& send_counts,
                                            const at::Tensor& recv,
-                                           const std::vector<int64_t>& recv_counts) {
-  inner_->all_to_all_v(send, send_counts, recv, recv_counts);
+                                           const std::vector<int64_t>& recv_counts, OwnPiece own) {
+  inner_->all_to_all_v(send, send_counts, recv, recv_counts, own);
   const int r = rank();
   add("all_to_all_v", total(send_counts) - send_counts[r], total(recv_counts) - recv_counts[r],
       send);

@@ -30,12 +30,13 @@ class CountingCommunicator : public Communicator {
 
  protected:
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                       const std::vector<int64_t>& counts) override;
+                       const std::vector<int64_t>& counts, OwnPiece own) override;
   void do_all_reduce_sum(const at::Tensor& buffer) override;
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts) override;
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts) override;
+                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                       OwnPiece own) override;
   void do_barrier() override;
 
  private:

@@ -52,9 +52,9 @@ class HookedCommunicator : public Communicator {
 
  protected:
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                       const std::vector<int64_t>& counts) override {
+                       const std::vector<int64_t>& counts, OwnPiece own) override {
     enter("all_gather_v");
-    inner_->all_gather_v(send, recv, counts);
+    inner_->all_gather_v(send, recv, counts, own);
   }
   void do_all_reduce_sum(const at::Tensor& buffer) override {
     enter("all_reduce_sum");
@@ -66,9 +66,10 @@ class HookedCommunicator : public Communicator {
     inner_->reduce_scatter_v(send, recv, counts);
   }
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts) override {
+                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                       OwnPiece own) override {
     enter("all_to_all_v");
-    inner_->all_to_all_v(send, send_counts, recv, recv_counts);
+    inner_->all_to_all_v(send, send_counts, recv, recv_counts, own);
   }
   void do_barrier() override {
     enter("barrier");

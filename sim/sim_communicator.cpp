@@ -70,7 +70,7 @@ class SimCommunicator : public Communicator {
   }
 
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                       const std::vector<int64_t>& counts) override {
+                       const std::vector<int64_t>& counts, OwnPiece own) override {
     const std::string op = "all_gather_v";
     Buffers mine{&send, &recv, &counts, &counts};
     world_->enter(rank_, op, &mine);
@@ -78,7 +78,7 @@ class SimCommunicator : public Communicator {
       check_same_counts(op);
       const auto off = offsets_of(counts);
       for (int q = 0; q < size(); ++q) {
-        if (counts[q] == 0) continue;
+        if (counts[q] == 0 || (q == rank_ && own == OwnPiece::kSkip)) continue;
         recv.narrow(0, off[q], counts[q]).copy_(*peer(op, q).send);
         world_->record(op, q, rank_, bytes_of(send, counts[q]));
       }
@@ -130,7 +130,8 @@ class SimCommunicator : public Communicator {
   }
 
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts) override {
+                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                       OwnPiece own) override {
     const std::string op = "all_to_all_v";
     Buffers mine{&send, &recv, &send_counts, &recv_counts};
     world_->enter(rank_, op, &mine);
@@ -154,7 +155,7 @@ class SimCommunicator : public Communicator {
       for (int q = 0; q < size(); ++q) {
         const Buffers& b = peer(op, q);
         const int64_t n = recv_counts[q];
-        if (n == 0) continue;
+        if (n == 0 || (q == rank_ && own == OwnPiece::kSkip)) continue;
         const auto soff = offsets_of(*b.send_counts);
         recv.narrow(0, roff[q], n).copy_(b.send->narrow(0, soff[rank_], n));
         world_->record(op, q, rank_, bytes_of(send, n));

@@ -1,5 +1,6 @@
 #include <csignal>
 #include <cstdlib>
+#include <exception>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/Work.hpp>
@@ -50,7 +51,7 @@ class C10dCommunicator : public Communicator {
   void wait(const WorkPtr& work) { work->wait(timeout_); }
 
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                       const std::vector<int64_t>& counts) override {
+                       const std::vector<int64_t>& counts, OwnPiece own) override {
     const int w = size(), r = rank();
     if (!direct() && all_equal(counts)) {
       guarded("all_gather_v", {}, [&] {
@@ -62,14 +63,15 @@ class C10dCommunicator : public Communicator {
     // Every rank sends its piece to every peer and receives each peer's piece straight into its
     // place in recv: same bytes as a ring all-gather, no padding, no extra copy.
     const auto off = offsets_of(counts);
-    recv.narrow(0, off[r], counts[r]).copy_(send);
     std::vector<Transfer> sends, recvs;
     for (int q = 0; q < w; ++q) {
       if (q == r) continue;
       sends.push_back({q, send});
       recvs.push_back({q, recv.narrow(0, off[q], counts[q])});
     }
-    exchange("all_gather_v", sends, recvs);
+    exchange("all_gather_v", sends, recvs, [&] {
+      if (own == OwnPiece::kCopy) recv.narrow(0, off[r], counts[r]).copy_(send);
+    });
   }
 
   void do_all_reduce_sum(const at::Tensor& buffer) override {
@@ -85,9 +87,9 @@ class C10dCommunicator : public Communicator {
     // Reduce-scatter then all-gather, both direct: the ring's bytes, each element summed once
     // (by its owner, in rank order) so every rank ends bitwise equal, and a lost peer is named.
     const auto counts = balanced_sizes(buffer.numel(), size());
-    at::Tensor piece = at::empty({counts[rank()]}, buffer.options());
+    at::Tensor piece = scratch(kEnginePiece, counts[rank()], buffer.options());
     reduce_scatter("all_reduce_sum", buffer, piece, counts);
-    do_all_gather_v(piece, buffer, counts);
+    do_all_gather_v(piece, buffer, counts, OwnPiece::kCopy);
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
@@ -103,8 +105,9 @@ class C10dCommunicator : public Communicator {
   }
 
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts) override {
-    all_to_all("all_to_all_v", send, send_counts, recv, recv_counts);
+                       const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                       OwnPiece own) override {
+    all_to_all("all_to_all_v", send, send_counts, recv, recv_counts, own);
   }
 
  private:
@@ -126,10 +129,12 @@ class C10dCommunicator : public Communicator {
   // GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own (to compare them in one run).
   bool direct() const { return direct_; }
 
-  // Posts every receive and send of one collective (one tag), then waits on each, naming the
-  // peer of a transfer that fails. Empty transfers are skipped on both sides.
+  // Posts every receive and send of one collective (one tag), runs `local` (this rank's own
+  // share, copied while the transport moves the rest), then waits on each transfer, naming the
+  // peer of one that fails. Empty transfers are skipped on both sides.
+  template <typename Local>
   void exchange(const std::string& op, const std::vector<Transfer>& sends,
-                const std::vector<Transfer>& recvs) {
+                const std::vector<Transfer>& recvs, Local&& local) {
     const int tag = static_cast<int>(next_tag_++ & 0x3fffffff);
     std::vector<std::pair<int, WorkPtr>> works;
     guarded(op, {}, [&] {
@@ -144,12 +149,33 @@ class C10dCommunicator : public Communicator {
         works.emplace_back(x.peer, backend_->send(t, x.peer, tag));
       }
     });
-    for (auto& [peer, work] : works) guarded(op, {peer}, [&] { wait(work); });
+    std::exception_ptr local_error;
+    try {
+      local();
+    } catch (...) {
+      local_error = std::current_exception();  // after the waits: the transfers use our buffers
+    }
+    for (size_t i = 0; i < works.size(); ++i) {
+      try {
+        guarded(op, {works[i].first}, [&] { wait(works[i].second); });
+      } catch (...) {
+        // The transfers still pending would write into (or read from) buffers the caller frees
+        // as the error unwinds: withdraw them first.
+        for (size_t j = i + 1; j < works.size(); ++j) {
+          try {
+            works[j].second->abort();
+          } catch (...) {  // already complete or failed: nothing to withdraw
+          }
+        }
+        throw;
+      }
+    }
+    if (local_error) std::rethrow_exception(local_error);
   }
 
   void all_to_all(const std::string& op, const at::Tensor& send,
                   const std::vector<int64_t>& send_counts, const at::Tensor& recv,
-                  const std::vector<int64_t>& recv_counts) {
+                  const std::vector<int64_t>& recv_counts, OwnPiece own) {
     const int w = size(), r = rank();
     if (!direct()) {
       guarded(op, {}, [&] {
@@ -160,27 +186,46 @@ class C10dCommunicator : public Communicator {
       return;
     }
     const auto send_off = offsets_of(send_counts), recv_off = offsets_of(recv_counts);
-    recv.narrow(0, recv_off[r], recv_counts[r]).copy_(send.narrow(0, send_off[r], send_counts[r]));
     std::vector<Transfer> sends, recvs;
     for (int q = 0; q < w; ++q) {
       if (q == r) continue;
       sends.push_back({q, send.narrow(0, send_off[q], send_counts[q])});
       recvs.push_back({q, recv.narrow(0, recv_off[q], recv_counts[q])});
     }
-    exchange(op, sends, recvs);
+    exchange(op, sends, recvs, [&] {
+      if (own == OwnPiece::kSkip) return;
+      recv.narrow(0, recv_off[r], recv_counts[r])
+          .copy_(send.narrow(0, send_off[r], send_counts[r]));
+    });
   }
 
-  // All-to-all-v delivers every rank's piece r here; summing them in rank order gives the
-  // reduce-scatter with (W-1)/W of the buffer on the wire instead of an all-reduce's 2(W-1)/W.
+  // Every peer sends its piece r here (an all-to-all with (W-1)/W of the buffer on the wire
+  // instead of an all-reduce's 2(W-1)/W); the pieces are summed in rank order, this rank's own
+  // read in place from send, the first two added in one pass.
   void reduce_scatter(const std::string& op, const at::Tensor& send, const at::Tensor& recv,
                       const std::vector<int64_t>& counts) {
-    const int w = size();
-    const int64_t n = counts[rank()];
-    at::Tensor staging = at::empty({n * w}, send.options());
-    all_to_all(op, send, counts, staging, std::vector<int64_t>(w, n));
+    const int w = size(), r = rank();
+    const int64_t n = counts[r];
+    const auto off = offsets_of(counts);
+    at::Tensor staging = scratch(kEngine, n * w, send.options());
+    std::vector<Transfer> sends, recvs;
+    for (int q = 0; q < w; ++q) {
+      if (q == r) continue;
+      sends.push_back({q, send.narrow(0, off[q], counts[q])});
+      recvs.push_back({q, staging.narrow(0, q * n, n)});
+    }
+    exchange(op, sends, recvs, [] {});
     if (n == 0) return;
-    recv.copy_(staging.narrow(0, 0, n));
-    for (int q = 1; q < w; ++q) recv.add_(staging.narrow(0, q * n, n));
+    auto piece = [&](int q) {
+      return q == r ? send.narrow(0, off[r], n) : staging.narrow(0, q * n, n);
+    };
+    if (w == 1) {
+      recv.copy_(piece(0));
+      return;
+    }
+    at::Tensor out = recv;
+    at::add_out(out, piece(0), piece(1));
+    for (int q = 2; q < w; ++q) recv.add_(piece(q));
   }
 
  public:

@@ -61,13 +61,13 @@ void Communicator::check_agreement(const std::string& descriptor, const at::Devi
   // then the bytes.
   at::Tensor len = at::full({1}, static_cast<int64_t>(descriptor.size()), opts.dtype(at::kLong));
   at::Tensor lens = at::empty({w}, opts.dtype(at::kLong));
-  do_all_gather_v(len, lens, std::vector<int64_t>(w, 1));
+  do_all_gather_v(len, lens, std::vector<int64_t>(w, 1), OwnPiece::kCopy);
   const at::Tensor lens_cpu = lens.cpu();
   std::vector<int64_t> counts(lens_cpu.data_ptr<int64_t>(), lens_cpu.data_ptr<int64_t>() + w);
   at::Tensor mine = at::empty({static_cast<int64_t>(descriptor.size())}, at::kByte);
   std::memcpy(mine.data_ptr(), descriptor.data(), descriptor.size());
   at::Tensor all = at::empty({total(counts)}, opts.dtype(at::kByte));
-  do_all_gather_v(mine.to(device), all, counts);
+  do_all_gather_v(mine.to(device), all, counts, OwnPiece::kCopy);
   const at::Tensor all_cpu = all.cpu();
   const auto* bytes = reinterpret_cast<const char*>(all_cpu.data_ptr());
   std::vector<std::string> views;
@@ -86,6 +86,22 @@ void Communicator::check_agreement(const std::string& descriptor, const at::Devi
   throw c10::ValueError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)}, os.str());
 }
 
+at::Tensor Communicator::scratch(ScratchSlot slot, int64_t numel,
+                                 const at::TensorOptions& options) {
+  if (options.device().type() != at::kCPU) return at::empty({numel}, options);
+  const int64_t bytes = numel * static_cast<int64_t>(options.dtype().itemsize());
+  at::Tensor& buf = scratch_.at(slot);
+  if (!buf.defined() || buf.numel() < bytes) {
+    buf = at::Tensor();  // free the smaller one first: peak memory is the larger only
+    buf = at::empty({bytes}, options.dtype(at::kByte));
+  }
+  return buf.narrow(0, 0, bytes).view(options.dtype().toScalarType());
+}
+
+void Communicator::release_scratch() {
+  for (auto& buf : scratch_) buf = at::Tensor();
+}
+
 std::vector<int64_t> offsets_of(const std::vector<int64_t>& counts) {
   std::vector<int64_t> off(counts.size() + 1, 0);
   for (size_t i = 0; i < counts.size(); ++i) off[i + 1] = off[i] + counts[i];
@@ -93,13 +109,13 @@ std::vector<int64_t> offsets_of(const std::vector<int64_t>& counts) {
 }
 
 void Communicator::all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                                const std::vector<int64_t>& counts) {
+                                const std::vector<int64_t>& counts, OwnPiece own) {
   const char* fn = "Communicator::all_gather_v";
   detail::check_sizes(fn, "counts", counts, size(), rank());
   check_buffer(fn, "send", send, send, counts[rank()], rank());
   check_buffer(fn, "recv", recv, send, total(counts), rank());
   if (checked_mode()) check_agreement(describe("all_gather_v", send, counts), send.device());
-  do_all_gather_v(send, recv, counts);
+  do_all_gather_v(send, recv, counts, own);
 }
 
 void Communicator::all_reduce_sum(const at::Tensor& buffer) {
@@ -121,7 +137,8 @@ void Communicator::reduce_scatter_v(const at::Tensor& send, const at::Tensor& re
 }
 
 void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                                const at::Tensor& recv, const std::vector<int64_t>& recv_counts) {
+                                const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                                OwnPiece own) {
   const char* fn = "Communicator::all_to_all_v";
   detail::check_sizes(fn, "send_counts", send_counts, size(), rank());
   detail::check_sizes(fn, "recv_counts", recv_counts, size(), rank());
@@ -138,7 +155,7 @@ void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_
     at::Tensor mine = at::tensor(pair, at::kLong).to(send.device());
     at::Tensor all = at::empty({2 * size() * size()}, mine.options());
     check_agreement(describe("all_to_all_v", send, {}), send.device());
-    do_all_gather_v(mine, all, std::vector<int64_t>(size(), 2 * size()));
+    do_all_gather_v(mine, all, std::vector<int64_t>(size(), 2 * size()), OwnPiece::kCopy);
     const at::Tensor m = all.cpu().view({size(), size(), 2});  // [rank, peer, send|recv]
     for (int p = 0; p < size(); ++p) {
       for (int q = 0; q < size(); ++q) {
@@ -152,7 +169,7 @@ void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_
       }
     }
   }
-  do_all_to_all_v(send, send_counts, recv, recv_counts);
+  do_all_to_all_v(send, send_counts, recv, recv_counts, own);
 }
 
 void Communicator::barrier() {

@@ -40,35 +40,44 @@ at::Tensor flat(const at::Tensor& t) {
 }
 
 // One 1-D buffer of dtype `type` holding x's pieces along d one after another, each row-major:
-// a single pass over x (the cast, if any, happens during the copy), or none when x is already
-// row-major and d == 0.
+// a single pass over x into the communicator's kPack scratch (the cast, if any, happens during
+// the copy), or none when x is already row-major and d == 0. Piece `skip` (if >= 0) is left
+// unfilled: the caller moves it without the wire.
 at::Tensor pack(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
-                at::ScalarType type) {
+                at::ScalarType type, Communicator& comm, int skip = -1) {
+  if (d == 0 && type == x.scalar_type() && x.is_contiguous()) return flat(x);
+  at::Tensor buf = comm.scratch(Communicator::kPack, x.numel(), x.options().dtype(type));
   if (d == 0) {
-    if (type == x.scalar_type() && x.is_contiguous()) return flat(x);
-    at::Tensor t = at::empty(x.sizes(), x.options().dtype(type));
-    t.copy_(x);
-    return flat(t);
+    buf.view(x.sizes()).copy_(x);
+    return buf;
   }
-  at::Tensor buf = at::empty({x.numel()}, x.options().dtype(type));
   const int64_t inner = numel_except(x.sizes(), d);
   int64_t at_buf = 0, at_dim = 0;
-  for (int64_t s : sizes) {
-    buf.narrow(0, at_buf, s * inner).view(with_dim(x.sizes(), d, s)).copy_(x.narrow(d, at_dim, s));
+  for (int q = 0; q < static_cast<int>(sizes.size()); ++q) {
+    const int64_t s = sizes[q];
+    if (q != skip) {
+      buf.narrow(0, at_buf, s * inner)
+          .view(with_dim(x.sizes(), d, s))
+          .copy_(x.narrow(d, at_dim, s));
+    }
     at_buf += s * inner;
     at_dim += s;
   }
   return buf;
 }
 
-// Inverse of pack: row-major piece q of buf goes to out.narrow(d, ...), whatever out's layout.
+// Inverse of pack: row-major piece q of buf goes to out.narrow(d, ...), whatever out's layout;
+// piece `skip` is not touched.
 void unpack(const at::Tensor& buf, const at::Tensor& out, int64_t d,
-            const std::vector<int64_t>& sizes) {
+            const std::vector<int64_t>& sizes, int skip) {
   const int64_t inner = numel_except(out.sizes(), d);
   int64_t at_buf = 0, at_dim = 0;
-  for (int64_t s : sizes) {
-    out.narrow(d, at_dim, s)
-        .copy_(buf.narrow(0, at_buf, s * inner).view(with_dim(out.sizes(), d, s)));
+  for (int q = 0; q < static_cast<int>(sizes.size()); ++q) {
+    const int64_t s = sizes[q];
+    if (q != skip) {
+      out.narrow(d, at_dim, s)
+          .copy_(buf.narrow(0, at_buf, s * inner).view(with_dim(out.sizes(), d, s)));
+    }
     at_buf += s * inner;
     at_dim += s;
   }
@@ -145,26 +154,44 @@ at::Tensor gather_pieces(const at::Tensor& x, int64_t d, const std::vector<int64
     comm.all_gather_v(send, flat(out), counts);
     return out;
   }
-  at::Tensor staging = at::empty({total(counts)}, x.options());
-  comm.all_gather_v(send, staging, counts);
-  unpack(staging, out, d, sizes);
+  // The own piece goes from x to its place in out directly; the rest through staging.
+  const int r = comm.rank();
+  at::Tensor staging = comm.scratch(Communicator::kStaging, total(counts), x.options());
+  comm.all_gather_v(send, staging, counts, Communicator::OwnPiece::kSkip);
+  out.narrow(d, offsets_of(sizes)[r], sizes[r]).copy_(x);
+  unpack(staging, out, d, sizes, r);
   return out;
 }
 
+// A reduce-scatter of x's elements (row-major order) followed by an all-gather of the sums
+// into the output: the bytes of a ring all-reduce, with x read in place rather than first
+// copied into the buffer an in-place all-reduce would need. Each element is summed once, by
+// its owner, so every rank gets the same bits.
 at::Tensor reduce_sum(const at::Tensor& x, Communicator& comm) {
   agree(comm, "reduce", x, "", {});
-  at::Tensor buf = at::empty(x.sizes(), x.options().dtype(accumulation_type(x.scalar_type())));
-  buf.copy_(x);
-  comm.all_reduce_sum(flat(buf));
-  return finish(buf, x.scalar_type(), get_memory_format(x));
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  const auto counts = balanced_sizes(x.numel(), comm.size());
+  const at::Tensor send = pack(x, 0, {}, acc, comm);
+  const at::Tensor piece =
+      comm.scratch(Communicator::kStaging, counts[comm.rank()], x.options().dtype(acc));
+  comm.reduce_scatter_v(send, piece, counts);
+  at::Tensor out = at::empty(x.sizes(), x.options().dtype(acc));
+  comm.all_gather_v(piece, flat(out), counts);
+  return finish(out, x.scalar_type(), get_memory_format(x));
 }
 
 at::Tensor reduce_scatter_pieces(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
                                  Communicator& comm) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   agree(comm, "reduce_scatter", x, dim_sizes("dim", d, sizes), {});
-  const at::Tensor send = pack(x, d, sizes, acc);
-  at::Tensor recv = at::empty(with_dim(x.sizes(), d, sizes[comm.rank()]), x.options().dtype(acc));
+  const at::Tensor send = pack(x, d, sizes, acc, comm);
+  // Received in the accumulation type: scratch when finish() must convert it anyway.
+  const auto shape = with_dim(x.sizes(), d, sizes[comm.rank()]);
+  at::Tensor recv = acc == x.scalar_type()
+                        ? at::empty(shape, x.options())
+                        : comm.scratch(Communicator::kStaging, c10::multiply_integers(shape),
+                                       x.options().dtype(acc))
+                              .view(shape);
   comm.reduce_scatter_v(send, flat(recv), scaled(sizes, numel_except(x.sizes(), d)));
   return finish(recv, x.scalar_type(), get_memory_format(x));
 }
@@ -184,14 +211,22 @@ at::Tensor all_to_all_pieces(const at::Tensor& x, int64_t ds, const std::vector<
 
   at::Tensor out =
       at::empty(with_dim(mine, dc, total(csizes)), x.options().memory_format(get_memory_format(x)));
-  const at::Tensor send = pack(x, ds, ssizes, x.scalar_type());
+  // The own piece skips the wire, the packing and the staging: x's piece r along ds is out's
+  // piece r along dc, copied once.
+  const at::Tensor send = pack(x, ds, ssizes, x.scalar_type(), comm, r);
+  const auto own = [&] {
+    out.narrow(dc, offsets_of(csizes)[r], csizes[r])
+        .copy_(x.narrow(ds, offsets_of(ssizes)[r], ssizes[r]));
+  };
   if (dc == 0 && out.is_contiguous()) {
-    comm.all_to_all_v(send, send_counts, flat(out), recv_counts);
+    comm.all_to_all_v(send, send_counts, flat(out), recv_counts, Communicator::OwnPiece::kSkip);
+    own();
     return out;
   }
-  at::Tensor staging = at::empty({total(recv_counts)}, x.options());
-  comm.all_to_all_v(send, send_counts, staging, recv_counts);
-  unpack(staging, out, dc, csizes);
+  at::Tensor staging = comm.scratch(Communicator::kStaging, total(recv_counts), x.options());
+  comm.all_to_all_v(send, send_counts, staging, recv_counts, Communicator::OwnPiece::kSkip);
+  own();
+  unpack(staging, out, dc, csizes, r);
   return out;
 }
 

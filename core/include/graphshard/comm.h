@@ -16,6 +16,7 @@
 //    arrive within timeout().
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,13 @@ class Communicator {
  public:
   virtual ~Communicator() = default;
 
+  // What all_gather_v and all_to_all_v do with this rank's own piece. kCopy: moved from send
+  // to recv like every other piece. kSkip: the caller places that piece itself, straight from
+  // its source into its final layout, so piece `rank` of recv is unspecified afterwards (and,
+  // for all_to_all_v, piece `rank` of send need not be filled). Why: when recv is only a
+  // staging buffer to be unpacked, the own piece would otherwise be copied twice.
+  enum class OwnPiece { kCopy, kSkip };
+
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::chrono::milliseconds timeout() const = 0;
@@ -61,7 +69,7 @@ class Communicator {
 
   // recv = concat over q of (rank q's send); counts[q] = rank q's send length.
   void all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                    const std::vector<int64_t>& counts);
+                    const std::vector<int64_t>& counts, OwnPiece own = OwnPiece::kCopy);
   // buffer = elementwise sum over ranks of buffer, in place.
   void all_reduce_sum(const at::Tensor& buffer);
   // recv = sum over q of piece r of rank q's send, pieces cut by counts (same on all ranks).
@@ -70,7 +78,8 @@ class Communicator {
   // Rank r sends piece q of send (send_counts[q] elements) to rank q, and receives
   // recv_counts[q] elements from rank q into piece q of recv.
   void all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                    const at::Tensor& recv, const std::vector<int64_t>& recv_counts);
+                    const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                    OwnPiece own = OwnPiece::kCopy);
   void barrier();
 
   // Checked mode (see set_checked_mode): every rank contributes `descriptor` (what it is about
@@ -80,15 +89,34 @@ class Communicator {
   // their own descriptor; the primitives call it with theirs.
   void check_agreement(const std::string& descriptor, const at::Device& device);
 
+  // Staging memory reused from call to call: a 1-D tensor of `numel` elements with `options`'
+  // dtype and device, contents undefined. Why: a fresh CPU buffer of a few MiB comes back from
+  // the OS as new pages, and faulting them in cost as much as the copy through it (measured: a
+  // 16 MiB all-to-all over Gloo spent 28% of its time zeroing fresh pages). Each slot keeps the
+  // largest buffer asked of it until release_scratch() or the communicator's end, so a model
+  // that repeats its shapes touches no new pages. Slots let buffers live at once: kPack and
+  // kStaging for the primitives, kEngine and kEnginePiece inside an engine's collectives. A
+  // slot's tensor is valid until the next request of that slot; never return it to a caller.
+  // CUDA tensors are allocated fresh: the caching allocator already reuses them, ordered by
+  // stream, which a slot shared across streams would not be. Not thread-safe, like the
+  // collectives themselves (one rank's calls run in order).
+  enum ScratchSlot { kPack, kStaging, kEngine, kEnginePiece, kScratchSlots };
+  at::Tensor scratch(ScratchSlot slot, int64_t numel, const at::TensorOptions& options);
+  void release_scratch();
+
  protected:
   virtual void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
-                               const std::vector<int64_t>& counts) = 0;
+                               const std::vector<int64_t>& counts, OwnPiece own) = 0;
   virtual void do_all_reduce_sum(const at::Tensor& buffer) = 0;
   virtual void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                                    const std::vector<int64_t>& counts) = 0;
   virtual void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
-                               const at::Tensor& recv, const std::vector<int64_t>& recv_counts) = 0;
+                               const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
+                               OwnPiece own) = 0;
   virtual void do_barrier() = 0;
+
+ private:
+  std::array<at::Tensor, kScratchSlots> scratch_;  // kByte storage per slot
 };
 
 using CommPtr = std::shared_ptr<Communicator>;
