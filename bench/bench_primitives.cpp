@@ -11,11 +11,14 @@
 // Before timing, each graphshard row checks its result against the naive (or bare) one on every
 // rank; a mismatch skips the benchmark with an error on every rank.
 //
-// A "layout" row times the one pass a primitive cannot avoid beyond the bare collective when a
-// piece is not a contiguous range of its tensor (a cut or concatenation along dim 1): the
-// transports move contiguous bytes only, and the result must be a new tensor, so the payload is
-// copied once between the wire layout and a freshly allocated tensor. bare + layout is the
-// floor for such a primitive on this machine; the summary prints it beside the target.
+// A "layout" row times what a primitive cannot avoid beyond the bare collective (which works
+// in buffers allocated once): its result is a new tensor. When a piece is not a contiguous
+// range of its tensor (a cut or concatenation along dim 1) the transports, which move
+// contiguous bytes only, need the payload copied once between the wire layout and a fresh
+// tensor; otherwise the collective writes the fresh output itself, and the row times the first
+// touch of its pages (one write per 4 KiB page: the kernel's page faults and zeroing).
+// bare + layout is the floor for the primitive on this machine; the summary prints it beside
+// the target.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -146,6 +149,13 @@ Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
 at::Tensor layout_pass(const std::string& fn, const Payload& p, const Bare& b, int w, int r) {
   std::vector<int64_t> off(p.sizes.size() + 1, 0);
   for (size_t q = 0; q < p.sizes.size(); ++q) off[q + 1] = off[q] + p.sizes[q];
+  if (p.dim == 0 && fn != "all_to_all_transpose") {  // the output's pages, first touched
+    const int64_t rows = fn == "reduce_shard_tensor" ? p.sizes[r] : off.back();
+    at::Tensor out = at::empty({rows, kWidth}, p.x.options());
+    const int64_t n = out.numel();
+    out.view({-1}).slice(0, 0, n, 1024).fill_(0);  // 1024 float32 = one 4 KiB page
+    return out;
+  }
   if (fn == "gather_tensor" || fn == "sync_tensor") {  // [kWidth, n_q] pieces into [kWidth, N]
     at::Tensor out = at::empty({kWidth, off.back()}, p.x.options());
     for (int q = 0; q < w; ++q) {
@@ -240,13 +250,11 @@ std::vector<Row> rows(const std::vector<int64_t>& sizes) {
       for (const char* fn : {"gather_tensor", "reduce_shard_tensor", "all_to_all_transpose"}) {
         for (const char* role : {"graphshard", "bare", "naive"})
           out.push_back({fn, role, bytes, dim});
-        if (dim == 1 || std::string(fn) == "all_to_all_transpose") {
-          out.push_back({fn, "layout", bytes, dim});
-        }
+        out.push_back({fn, "layout", bytes, dim});
       }
     }
     for (const char* fn : {"reduce_tensor", "sync_tensor"}) {
-      for (const char* role : {"graphshard", "bare"}) {
+      for (const char* role : {"graphshard", "bare", "layout"}) {
         out.push_back({fn, role, bytes, std::string(fn) == "reduce_tensor" ? -1 : 0});
       }
     }

@@ -34,8 +34,9 @@ struct SummaryRow {
   Key key;
   double median_seconds = 0;
   std::optional<double> ratio_to_bare, ratio_to_naive, peak_extra_memory_ratio;
-  // (bare + layout) / bare: what one unavoidable layout pass costs on this machine (rows whose
-  // pieces are cut along a non-leading dim; see bench_primitives.cpp).
+  // (bare + layout) / bare: the floor set by what a primitive cannot avoid beyond the bare
+  // collective, a fresh output and, for pieces cut along a non-leading dim, one layout copy
+  // (see bench_primitives.cpp).
   std::optional<double> floor_ratio_to_bare;
 };
 

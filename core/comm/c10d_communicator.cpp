@@ -137,18 +137,33 @@ class C10dCommunicator : public Communicator {
                 const std::vector<Transfer>& recvs, Local&& local) {
     const int tag = static_cast<int>(next_tag_++ & 0x3fffffff);
     std::vector<std::pair<int, WorkPtr>> works;
-    guarded(op, {}, [&] {
-      for (const auto& x : recvs) {
-        if (x.data.numel() == 0) continue;
-        std::vector<at::Tensor> t{x.data};
-        works.emplace_back(x.peer, backend_->recv(t, x.peer, tag));
+    // Transfers still pending when this call fails would write into (or read from) buffers the
+    // caller frees as the error unwinds: withdraw them before throwing.
+    auto withdraw = [&](size_t from) {
+      for (size_t j = from; j < works.size(); ++j) {
+        try {
+          works[j].second->abort();
+        } catch (...) {  // already complete or failed: nothing to withdraw
+        }
       }
-      for (const auto& x : sends) {
-        if (x.data.numel() == 0) continue;
-        std::vector<at::Tensor> t{x.data};
-        works.emplace_back(x.peer, backend_->send(t, x.peer, tag));
-      }
-    });
+    };
+    try {
+      guarded(op, {}, [&] {
+        for (const auto& x : recvs) {
+          if (x.data.numel() == 0) continue;
+          std::vector<at::Tensor> t{x.data};
+          works.emplace_back(x.peer, backend_->recv(t, x.peer, tag));
+        }
+        for (const auto& x : sends) {
+          if (x.data.numel() == 0) continue;
+          std::vector<at::Tensor> t{x.data};
+          works.emplace_back(x.peer, backend_->send(t, x.peer, tag));
+        }
+      });
+    } catch (...) {
+      withdraw(0);
+      throw;
+    }
     std::exception_ptr local_error;
     try {
       local();
@@ -159,14 +174,7 @@ class C10dCommunicator : public Communicator {
       try {
         guarded(op, {works[i].first}, [&] { wait(works[i].second); });
       } catch (...) {
-        // The transfers still pending would write into (or read from) buffers the caller frees
-        // as the error unwinds: withdraw them first.
-        for (size_t j = i + 1; j < works.size(); ++j) {
-          try {
-            works[j].second->abort();
-          } catch (...) {  // already complete or failed: nothing to withdraw
-          }
-        }
+        withdraw(i + 1);
         throw;
       }
     }

@@ -13,11 +13,16 @@
 // output is laid out in the local format.
 //
 // Copies: gather along dim 0 receives straight into the output when the output is row-major
-// (contiguous, or channels-last with size-1 dims that make it row-major too); otherwise one
-// staging buffer and one copy into the output. Reduce-scatter and all-to-all pack once (piece q
-// along the cut dim row-major; a 16-bit float upcast is folded into that copy) and all-to-all
-// unpacks once; a cut (or concatenation) along dim 0 of a row-major tensor needs no packing (or
-// unpacking) at all. Channels-last tensors therefore pay one copy on each side of the wire.
+// (contiguous, or channels-last with size-1 dims that make it row-major too); otherwise the
+// other ranks' pieces land in a staging buffer and are copied once into the output, while this
+// rank's own piece goes from x to its place directly (Communicator::OwnPiece::kSkip).
+// Reduce-scatter and all-to-all pack once (piece q along the cut dim row-major; a 16-bit float
+// upcast is folded into that copy) and all-to-all unpacks once, its own piece skipping both; a
+// cut (or concatenation) along dim 0 of a row-major tensor needs no packing (or unpacking) at
+// all. Channels-last tensors therefore pay one copy on each side of the wire. Staging and
+// packing buffers are the communicator's scratch (Communicator::scratch), reused from call to
+// call; only outputs are fresh. The all-reduce is a reduce-scatter read straight from x and an
+// all-gather into the output: no copy of x first.
 #pragma once
 
 #include <cstdint>
