@@ -12,6 +12,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +43,21 @@ inline std::vector<int64_t> parse_list(const std::string& s) {
   std::string item;
   while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
   return out;
+}
+
+// Removes `--benchmark_repetitions=N` from argv and returns N (1 without it), for a suite that
+// schedules its repetitions itself (bench_primitives.cpp interleaves them across roles).
+inline int take_repetitions(int& argc, char** argv) {
+  int reps = 1, out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--benchmark_repetitions=", 24) == 0) {
+      reps = std::max(1, std::atoi(argv[i] + 24));
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return reps;
 }
 
 // Removes `--quick` from argv (before benchmark::Initialize) and says whether it was there.
