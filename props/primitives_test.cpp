@@ -35,6 +35,33 @@ std::vector<at::Tensor> reduce_everywhere(const std::vector<double>& values, at:
 
 // float16 spacing at 2048 is 2: summing 2048 + 1 + 1 + 1 in float16 stays at 2048, in float32 it
 // is 2051, which rounds to 2052.
+// Staging memory is reused: a second request of a slot no larger than the first gets the same
+// memory (no fresh pages), a larger one grows it, and slots are distinct.
+TEST(CommunicatorScratch, ReusesEachSlotAndGrowsOnDemand) {
+  sim::run_ranks(2, [](const CommPtr& comm) {
+    const auto f32 = at::TensorOptions().dtype(at::kFloat);
+    const at::Tensor a = comm->scratch(Communicator::kStaging, 1000, f32);
+    EXPECT_EQ(a.numel(), 1000);
+    EXPECT_EQ(a.scalar_type(), at::kFloat);
+    const void* first = a.data_ptr();
+    EXPECT_EQ(comm->scratch(Communicator::kStaging, 10, at::TensorOptions().dtype(at::kDouble))
+                  .data_ptr(),
+              first);
+    EXPECT_NE(comm->scratch(Communicator::kPack, 1000, f32).data_ptr(), first);
+    EXPECT_EQ(comm->scratch(Communicator::kStaging, 5000, f32).numel(), 5000);
+    comm->release_scratch();
+    EXPECT_EQ(comm->scratch(Communicator::kStaging, 0, f32).numel(), 0);
+    try {
+      comm->scratch(Communicator::kStaging, -1, f32);
+      ADD_FAILURE() << "no error for a negative numel";
+    } catch (const c10::ValueError& e) {
+      const std::string msg = e.what_without_backtrace();
+      EXPECT_NE(msg.find("Communicator::scratch: numel"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("rank " + std::to_string(comm->rank())), std::string::npos) << msg;
+    }
+  });
+}
+
 TEST(ReduceTensor, Float16AccumulatesInFloat32) {
   for (const at::Tensor& t : reduce_everywhere({2048, 1, 1, 1}, at::kHalf, false)) {
     EXPECT_EQ(t.scalar_type(), at::kHalf);

@@ -88,6 +88,10 @@ void Communicator::check_agreement(const std::string& descriptor, const at::Devi
 
 at::Tensor Communicator::scratch(ScratchSlot slot, int64_t numel,
                                  const at::TensorOptions& options) {
+  const char* fn = "Communicator::scratch";
+  detail::check(slot >= 0 && slot < kScratchSlots, fn, "slot",
+                "0 <= slot < " + std::to_string(kScratchSlots), static_cast<int>(slot), rank());
+  detail::check(numel >= 0, fn, "numel", "numel >= 0", numel, rank());
   if (options.device().type() != at::kCPU) return at::empty({numel}, options);
   const int64_t bytes = numel * static_cast<int64_t>(options.dtype().itemsize());
   at::Tensor& buf = scratch_.at(slot);
