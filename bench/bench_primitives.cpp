@@ -148,8 +148,7 @@ Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
 // pieces one after another) unpacked into a fresh output, or the input packed into a fresh
 // buffer when the pieces are cut along dim 1 on the sending side.
 at::Tensor layout_pass(const std::string& fn, const Payload& p, const Bare& b, int w, int r) {
-  std::vector<int64_t> off(p.sizes.size() + 1, 0);
-  for (size_t q = 0; q < p.sizes.size(); ++q) off[q + 1] = off[q] + p.sizes[q];
+  const auto off = offsets_of(p.sizes);
   if (p.dim == 0 && fn != "all_to_all_transpose") {  // the output's pages, first touched
     const int64_t rows = fn == "reduce_shard_tensor" ? p.sizes[r] : off.back();
     at::Tensor out = at::empty({rows, kWidth}, p.x.options());

@@ -216,13 +216,7 @@ class C10dCommunicator : public Communicator {
     const int64_t n = counts[r];
     const auto off = offsets_of(counts);
     at::Tensor staging = scratch(kEngine, n * w, send.options());
-    std::vector<Transfer> sends, recvs;
-    for (int q = 0; q < w; ++q) {
-      if (q == r) continue;
-      sends.push_back({q, send.narrow(0, off[q], counts[q])});
-      recvs.push_back({q, staging.narrow(0, q * n, n)});
-    }
-    exchange(op, sends, recvs, [] {});
+    all_to_all(op, send, counts, staging, std::vector<int64_t>(w, n), OwnPiece::kSkip);
     if (n == 0) return;
     auto piece = [&](int q) {
       return q == r ? send.narrow(0, off[r], n) : staging.narrow(0, q * n, n);
