@@ -11,14 +11,15 @@
 // Before timing, each graphshard row checks its result against the naive (or bare) one on every
 // rank; a mismatch skips the benchmark with an error on every rank.
 //
-// A "layout" row times what a primitive cannot avoid beyond the bare collective (which works
-// in buffers allocated once): its result is a new tensor. When a piece is not a contiguous
-// range of its tensor (a cut or concatenation along dim 1) the transports, which move
-// contiguous bytes only, need the payload copied once between the wire layout and a fresh
-// tensor; otherwise the collective writes the fresh output itself, and the row times the first
-// touch of its pages (one write per 4 KiB page: the kernel's page faults and zeroing).
-// bare + layout is the floor for the primitive on this machine; the summary prints it beside
-// the target.
+// A "floor" row times the bare collective together with what a primitive cannot avoid beyond
+// it, in the order a primitive does them: its result is a new tensor (the collective writes a
+// fresh output, whose pages the kernel faults in and zeroes), and when a piece is not a
+// contiguous range of its tensor (a cut or concatenation along dim 1), one copy of the whole
+// payload between the tensor and the wire layout, because transports move contiguous bytes
+// only. Timed as one call, not as a sum of separate rows: on 2 cores a pack before a collective
+// measured 1.5 ms more in sequence than alone (reduce-scatter, 16 MiB, W = 2), so a sum
+// understated the floor. The summary prints floor / bare beside each ratio target; a primitive
+// that moves its own piece without the wire can land below it.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -120,7 +121,7 @@ at::Tensor naive_a2a(Communicator& c, const Payload& p) {
 
 // Scratch buffers of the bare collectives, allocated once per benchmark (as NCCL-tests does).
 struct Bare {
-  at::Tensor send, recv;
+  at::Tensor send, recv, pack;  // pack: the floor row's send buffer for pieces cut along dim 1
   std::vector<int64_t> send_counts, recv_counts;
 };
 
@@ -140,31 +141,47 @@ Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
     b.recv_counts = times(p.other_sizes, p.sizes[r]);
     b.recv = at::empty({p.sizes[r] * kWidth * w}, p.x.options());
   }
+  b.pack = at::zeros_like(b.send);
   b.recv.zero_();  // warm: every role finds its scratch pages already mapped
   return b;
 }
 
-// The layout pass (see the top of this file) on one rank: the wire layout (b.recv, row-major
-// pieces one after another) unpacked into a fresh output, or the input packed into a fresh
-// buffer when the pieces are cut along dim 1 on the sending side.
-at::Tensor layout_pass(const std::string& fn, const Payload& p, const Bare& b, int w, int r) {
+// The floor call (see the top of this file) on one rank.
+at::Tensor floor_call(const std::string& fn, const Payload& p, Bare& b, Communicator& c) {
+  const int w = c.size(), r = c.rank();
   const auto off = offsets_of(p.sizes);
-  if (p.dim == 0 && fn != "all_to_all_transpose") {  // the output's pages, first touched
-    const int64_t rows = fn == "reduce_shard_tensor" ? p.sizes[r] : off.back();
-    at::Tensor out = at::empty({rows, kWidth}, p.x.options());
-    const int64_t n = out.numel();
-    out.view({-1}).slice(0, 0, n, 1024).fill_(0);  // 1024 float32 = one 4 KiB page
-    return out;
-  }
-  if (fn == "gather_tensor" || fn == "sync_tensor") {  // [kWidth, n_q] pieces into [kWidth, N]
-    at::Tensor out = at::empty({kWidth, off.back()}, p.x.options());
+  const bool packs = p.dim == 1 && (fn == "reduce_shard_tensor" || fn == "all_to_all_transpose");
+  if (packs) {  // [kWidth, n_q] pieces packed one after another, then sent from there
     for (int q = 0; q < w; ++q) {
-      out.narrow(1, off[q], p.sizes[q])
-          .copy_(b.recv.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth).view({kWidth, p.sizes[q]}));
+      b.pack.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth)
+          .view({kWidth, p.sizes[q]})
+          .copy_(p.x.narrow(1, off[q], p.sizes[q]));
+    }
+    at::Tensor out = at::empty_like(b.recv);
+    if (fn == "reduce_shard_tensor") {
+      c.reduce_scatter_v(b.pack, out, b.send_counts);
+    } else {
+      c.all_to_all_v(b.pack, b.send_counts, out, b.recv_counts);
     }
     return out;
   }
-  if (fn == "all_to_all_transpose" && p.dim == 0) {  // [n_r, kWidth] pieces into [n_r, W kWidth]
+  if (fn == "reduce_tensor") {  // in place, then the fresh output's pages first touched
+    c.all_reduce_sum(b.send);
+    at::Tensor out = at::empty_like(b.send);
+    out.slice(0, 0, out.numel(), 1024).fill_(0);  // 1024 float32 = one 4 KiB page
+    return out;
+  }
+  if (p.dim == 0 && fn != "all_to_all_transpose") {  // straight into a fresh output
+    at::Tensor out = at::empty_like(b.recv);
+    if (fn == "reduce_shard_tensor") {
+      c.reduce_scatter_v(b.send, out, b.send_counts);
+    } else {
+      c.all_gather_v(b.send, out, b.send_counts);
+    }
+    return out;
+  }
+  if (fn == "all_to_all_transpose") {  // [n_r, kWidth] pieces into a fresh [n_r, W kWidth]
+    c.all_to_all_v(b.send, b.send_counts, b.recv, b.recv_counts);
     const int64_t n = p.sizes[r];
     at::Tensor out = at::empty({n, kWidth * w}, p.x.options());
     for (int q = 0; q < w; ++q) {
@@ -173,14 +190,14 @@ at::Tensor layout_pass(const std::string& fn, const Payload& p, const Bare& b, i
     }
     return out;
   }
-  // all_to_all_transpose split along 1, reduce_shard_tensor along 1: pack [kWidth, n_q] pieces.
-  at::Tensor buf = at::empty({p.x.numel()}, p.x.options());
+  // gather and sync along dim 1: [kWidth, n_q] pieces into a fresh [kWidth, N]
+  c.all_gather_v(b.send, b.recv, b.send_counts);
+  at::Tensor out = at::empty({kWidth, off.back()}, p.x.options());
   for (int q = 0; q < w; ++q) {
-    buf.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth)
-        .view({kWidth, p.sizes[q]})
-        .copy_(p.x.narrow(1, off[q], p.sizes[q]));
+    out.narrow(1, off[q], p.sizes[q])
+        .copy_(b.recv.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth).view({kWidth, p.sizes[q]}));
   }
-  return buf;
+  return out;
 }
 
 // One call of (function, role) on one rank.
@@ -188,7 +205,7 @@ at::Tensor run(const std::string& fn, const std::string& role, const CommPtr& co
                const Payload& p, Bare& b) {
   Communicator& c = *comm;
   const ShardSizes sizes = p.sizes;
-  if (role == "layout") return layout_pass(fn, p, b, c.size(), c.rank());
+  if (role == "floor") return floor_call(fn, p, b, c);
   if (role == "bare") {
     if (fn == "gather_tensor" || fn == "sync_tensor") {
       c.all_gather_v(b.send, b.recv, b.send_counts);
@@ -250,11 +267,11 @@ std::vector<Row> rows(const std::vector<int64_t>& sizes) {
       for (const char* fn : {"gather_tensor", "reduce_shard_tensor", "all_to_all_transpose"}) {
         for (const char* role : {"graphshard", "bare", "naive"})
           out.push_back({fn, role, bytes, dim});
-        out.push_back({fn, "layout", bytes, dim});
+        out.push_back({fn, "floor", bytes, dim});
       }
     }
     for (const char* fn : {"reduce_tensor", "sync_tensor"}) {
-      for (const char* role : {"graphshard", "bare", "layout"}) {
+      for (const char* role : {"graphshard", "bare", "floor"}) {
         out.push_back({fn, role, bytes, std::string(fn) == "reduce_tensor" ? -1 : 0});
       }
     }

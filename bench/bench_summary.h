@@ -34,9 +34,9 @@ struct SummaryRow {
   Key key;
   double median_seconds = 0;
   std::optional<double> ratio_to_bare, ratio_to_naive, peak_extra_memory_ratio;
-  // (bare + layout) / bare: the floor set by what a primitive cannot avoid beyond the bare
-  // collective, a fresh output and, for pieces cut along a non-leading dim, one layout copy
-  // (see bench_primitives.cpp).
+  // floor / bare: the bare collective timed together with what a primitive cannot avoid beyond
+  // it, a fresh output and, for pieces cut along a non-leading dim, one layout copy (see
+  // bench_primitives.cpp).
   std::optional<double> floor_ratio_to_bare;
 };
 

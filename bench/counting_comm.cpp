@@ -29,8 +29,9 @@ void CountingCommunicator::do_all_reduce_sum(const at::Tensor& buffer) {
 }
 
 void CountingCommunicator::do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                                               const std::vector<int64_t>& counts) {
-  inner_->reduce_scatter_v(send, recv, counts);
+                                               const std::vector<int64_t>& counts,
+                                               const at::Tensor& own) {
+  inner_->reduce_scatter_v(send, recv, counts, own);
   const int r = rank();
   add("reduce_scatter_v", total(counts) - counts[r], counts[r] * (size() - 1), send);
 }

@@ -23,9 +23,10 @@ std::ostream& operator<<(std::ostream& os, const CountsCase& c) {
 }
 
 rc::Gen<CountsCase> gen_counts_case(int w) {
-  return rc::gen::build<CountsCase>(rc::gen::set(&CountsCase::dtype, gen_dtype()),
-                                    rc::gen::set(&CountsCase::counts, gen_sizes(w, 40)),
-                                    rc::gen::set(&CountsCase::seed, rc::gen::arbitrary<uint32_t>()));
+  return rc::gen::build<CountsCase>(
+      rc::gen::set(&CountsCase::dtype, gen_dtype()),
+      rc::gen::set(&CountsCase::counts, gen_sizes(w, 40)),
+      rc::gen::set(&CountsCase::seed, rc::gen::arbitrary<uint32_t>()));
 }
 
 at::Tensor rank_data(const CountsCase& c, int q, int64_t n) {
@@ -51,16 +52,33 @@ void all_reduce_sum_body(const CommPtr& comm, const CountsCase& c) {
   expect_equal(mine, expected.to(c.dtype.type), "all_reduce_sum on rank " + std::to_string(r));
 }
 
-void reduce_scatter_v_body(const CommPtr& comm, const CountsCase& c) {
+// With `own` (a strided tensor), send's piece r holds garbage, which must not be read.
+void check_reduce_scatter_v(const CommPtr& comm, const CountsCase& c, bool with_own) {
   const int w = comm->size(), r = comm->rank();
   const int64_t n = total(c.counts);
   at::Tensor full_sum = at::zeros({n}, at::kDouble);
   for (int q = 0; q < w; ++q) full_sum += rank_data(c, q, n).to(at::kDouble);
   const auto [lo, hi] = partition_range(c.counts, r);
-  at::Tensor recv = at::full({hi - lo}, 7, at::TensorOptions().dtype(c.dtype.type));
-  comm->reduce_scatter_v(rank_data(c, r, n), recv, c.counts);
+  at::Tensor send = rank_data(c, r, n);
+  at::Tensor own;
+  if (with_own) {
+    own = at::zeros({2 * (hi - lo)}, send.options()).slice(0, 0, 2 * (hi - lo), 2);
+    own.copy_(send.narrow(0, lo, hi - lo));
+    send.narrow(0, lo, hi - lo).fill_(99);
+  }
+  at::Tensor recv = at::full({hi - lo}, 7, send.options());
+  comm->reduce_scatter_v(send, recv, c.counts, own);
   expect_equal(recv, full_sum.narrow(0, lo, hi - lo).to(c.dtype.type),
-               "reduce_scatter_v on rank " + std::to_string(r));
+               std::string("reduce_scatter_v") + (with_own ? " with own" : "") + " on rank " +
+                   std::to_string(r));
+}
+
+void reduce_scatter_v_body(const CommPtr& comm, const CountsCase& c) {
+  check_reduce_scatter_v(comm, c, false);
+}
+
+void reduce_scatter_v_own_body(const CommPtr& comm, const CountsCase& c) {
+  check_reduce_scatter_v(comm, c, true);
 }
 
 // All-to-all: rank p sends counts[(p * 7 + q) % W] + p elements to rank q (a full, uneven
@@ -97,6 +115,8 @@ GRAPHSHARD_PROPERTY(Communicator, AllReduceSumMatchesWholeWorldSum, gen_counts_c
                     all_reduce_sum_body);
 GRAPHSHARD_PROPERTY(Communicator, ReduceScatterVMatchesSumThenPiece, gen_counts_case,
                     reduce_scatter_v_body);
+GRAPHSHARD_PROPERTY(Communicator, ReduceScatterVReadsOwnInsteadOfSendPiece, gen_counts_case,
+                    reduce_scatter_v_own_body);
 GRAPHSHARD_PROPERTY(Communicator, AllToAllVMatchesTranspose, gen_counts_case, all_to_all_v_body);
 
 }  // namespace graphshard::props

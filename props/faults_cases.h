@@ -61,9 +61,9 @@ class HookedCommunicator : public Communicator {
     inner_->all_reduce_sum(buffer);
   }
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                           const std::vector<int64_t>& counts) override {
+                           const std::vector<int64_t>& counts, const at::Tensor& own) override {
     enter("reduce_scatter_v");
-    inner_->reduce_scatter_v(send, recv, counts);
+    inner_->reduce_scatter_v(send, recv, counts, own);
   }
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
                        const at::Tensor& recv, const std::vector<int64_t>& recv_counts,

@@ -62,6 +62,22 @@ TEST(CommunicatorScratch, ReusesEachSlotAndGrowsOnDemand) {
   });
 }
 
+TEST(CommunicatorReduceScatter, RejectsAnOwnPieceOfTheWrongSizeOrDtype) {
+  sim::run_ranks(2, [](const CommPtr& comm) {
+    const at::Tensor send = at::ones({6}), recv = at::empty({3});
+    for (const at::Tensor& own : {at::ones({2, 2}), at::ones({3}, at::kDouble)}) {
+      try {
+        comm->reduce_scatter_v(send, recv, {3, 3}, own);
+        ADD_FAILURE() << "no error for own " << own.sizes() << " " << own.scalar_type();
+      } catch (const c10::ValueError& e) {
+        const std::string msg = e.what_without_backtrace();
+        EXPECT_NE(msg.find("Communicator::reduce_scatter_v: own"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("rank " + std::to_string(comm->rank())), std::string::npos) << msg;
+      }
+    }
+  });
+}
+
 TEST(ReduceTensor, Float16AccumulatesInFloat32) {
   for (const at::Tensor& t : reduce_everywhere({2048, 1, 1, 1}, at::kHalf, false)) {
     EXPECT_EQ(t.scalar_type(), at::kHalf);

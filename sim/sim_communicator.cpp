@@ -111,7 +111,7 @@ class SimCommunicator : public Communicator {
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                           const std::vector<int64_t>& counts) override {
+                           const std::vector<int64_t>& counts, const at::Tensor& own) override {
     const std::string op = "reduce_scatter_v";
     Buffers mine{&send, &recv, &counts, &counts};
     world_->enter(rank_, op, &mine);
@@ -119,11 +119,17 @@ class SimCommunicator : public Communicator {
     const auto off = offsets_of(counts);
     const int64_t n = counts[rank_];
     if (n > 0) {
-      at::Tensor acc = peer(op, 0).send->narrow(0, off[rank_], n).clone();
-      for (int q = 1; q < size(); ++q) acc.add_(peer(op, q).send->narrow(0, off[rank_], n));
+      // In own's shape when given: this rank's piece is read from it, not from send.
+      const auto shape = own.defined() ? own.sizes().vec() : std::vector<int64_t>{n};
+      auto piece = [&](int q) {
+        return q == rank_ && own.defined() ? own
+                                           : peer(op, q).send->narrow(0, off[rank_], n).view(shape);
+      };
+      at::Tensor acc = piece(0).clone(at::MemoryFormat::Contiguous);
+      for (int q = 1; q < size(); ++q) acc.add_(piece(q));
       for (int q = 0; q < size(); ++q) world_->record(op, q, rank_, bytes_of(send, n));
       world_->wait_all(rank_, op);
-      recv.copy_(acc);
+      recv.view(shape).copy_(acc);
     } else {
       world_->wait_all(rank_, op);
     }

@@ -88,20 +88,24 @@ class C10dCommunicator : public Communicator {
     // (by its owner, in rank order) so every rank ends bitwise equal, and a lost peer is named.
     const auto counts = balanced_sizes(buffer.numel(), size());
     at::Tensor piece = scratch(kEnginePiece, counts[rank()], buffer.options());
-    reduce_scatter("all_reduce_sum", buffer, piece, counts);
+    reduce_scatter("all_reduce_sum", buffer, piece, counts, at::Tensor());
     do_all_gather_v(piece, buffer, counts, OwnPiece::kCopy);
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                           const std::vector<int64_t>& counts) override {
+                           const std::vector<int64_t>& counts, const at::Tensor& own) override {
     if (!direct() && all_equal(counts)) {
       guarded("reduce_scatter_v", {}, [&] {
+        if (own.defined()) {  // the native collective reads every piece from send
+          const int64_t n = counts[rank()];
+          send.narrow(0, rank() * n, n).view(own.sizes()).copy_(own);
+        }
         at::Tensor out = recv, in = send;
         wait(backend_->_reduce_scatter_base(out, in));
       });
       return;
     }
-    reduce_scatter("reduce_scatter_v", send, recv, counts);
+    reduce_scatter("reduce_scatter_v", send, recv, counts, own);
   }
 
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
@@ -209,25 +213,27 @@ class C10dCommunicator : public Communicator {
 
   // Every peer sends its piece r here (an all-to-all with (W-1)/W of the buffer on the wire
   // instead of an all-reduce's 2(W-1)/W); the pieces are summed in rank order, this rank's own
-  // read in place from send, the first two added in one pass.
+  // read in place (from `own` when defined, else from send), the first two added in one pass,
+  // in own's shape.
   void reduce_scatter(const std::string& op, const at::Tensor& send, const at::Tensor& recv,
-                      const std::vector<int64_t>& counts) {
+                      const std::vector<int64_t>& counts, const at::Tensor& own) {
     const int w = size(), r = rank();
     const int64_t n = counts[r];
     const auto off = offsets_of(counts);
     at::Tensor staging = scratch(kEngine, n * w, send.options());
     all_to_all(op, send, counts, staging, std::vector<int64_t>(w, n), OwnPiece::kSkip);
     if (n == 0) return;
+    const at::Tensor mine = own.defined() ? own : send.narrow(0, off[r], n);
     auto piece = [&](int q) {
-      return q == r ? send.narrow(0, off[r], n) : staging.narrow(0, q * n, n);
+      return q == r ? mine : staging.narrow(0, q * n, n).view(mine.sizes());
     };
+    at::Tensor out = recv.view(mine.sizes());
     if (w == 1) {
-      recv.copy_(piece(0));
+      out.copy_(piece(0));
       return;
     }
-    at::Tensor out = recv;
     at::add_out(out, piece(0), piece(1));
-    for (int q = 2; q < w; ++q) recv.add_(piece(q));
+    for (int q = 2; q < w; ++q) out.add_(piece(q));
   }
 
  public:

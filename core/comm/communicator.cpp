@@ -14,16 +14,22 @@
 namespace graphshard {
 namespace {
 
-void check_buffer(const char* fn, const char* arg, const at::Tensor& t, const at::Tensor& like,
-                  int64_t numel, int rank) {
-  detail::check(t.defined(), fn, arg, "a defined tensor", "an undefined tensor", rank);
-  detail::check(t.dim() == 1 && t.is_contiguous(), fn, arg, "a 1-D contiguous tensor", t.sizes(),
-                rank);
+// t has like's dtype and device, and numel elements.
+void check_like(const char* fn, const char* arg, const at::Tensor& t, const at::Tensor& like,
+                int64_t numel, int rank) {
   detail::check(t.scalar_type() == like.scalar_type(), fn, std::string(arg) + " dtype",
                 like.scalar_type(), t.scalar_type(), rank);
   detail::check(t.device() == like.device(), fn, std::string(arg) + " device", like.device(),
                 t.device(), rank);
   detail::check(t.numel() == numel, fn, std::string(arg) + " numel", numel, t.numel(), rank);
+}
+
+void check_buffer(const char* fn, const char* arg, const at::Tensor& t, const at::Tensor& like,
+                  int64_t numel, int rank) {
+  detail::check(t.defined(), fn, arg, "a defined tensor", "an undefined tensor", rank);
+  detail::check(t.dim() == 1 && t.is_contiguous(), fn, arg, "a 1-D contiguous tensor", t.sizes(),
+                rank);
+  check_like(fn, arg, t, like, numel, rank);
 }
 
 // -1: not yet read from the environment; 0 off; 1 on.
@@ -131,13 +137,14 @@ void Communicator::all_reduce_sum(const at::Tensor& buffer) {
 }
 
 void Communicator::reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                                    const std::vector<int64_t>& counts) {
+                                    const std::vector<int64_t>& counts, const at::Tensor& own) {
   const char* fn = "Communicator::reduce_scatter_v";
   detail::check_sizes(fn, "counts", counts, size(), rank());
   check_buffer(fn, "send", send, send, total(counts), rank());
   check_buffer(fn, "recv", recv, send, counts[rank()], rank());
+  if (own.defined()) check_like(fn, "own", own, send, counts[rank()], rank());
   if (checked_mode()) check_agreement(describe("reduce_scatter_v", send, counts), send.device());
-  do_reduce_scatter_v(send, recv, counts);
+  do_reduce_scatter_v(send, recv, counts, own);
 }
 
 void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,

@@ -184,15 +184,20 @@ at::Tensor reduce_scatter_pieces(const at::Tensor& x, int64_t d, const std::vect
                                  Communicator& comm) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   agree(comm, "reduce_scatter", x, dim_sizes("dim", d, sizes), {});
-  const at::Tensor send = pack(x, d, sizes, acc, comm);
+  const int r = comm.rank();
+  // Pieces cut along a non-leading dim are packed anyway: the own piece, which never crosses
+  // the wire, is then summed straight from x (same dtype only: a 16-bit x is cast while packed).
+  const bool own_in_place = d != 0 && acc == x.scalar_type();
+  const at::Tensor send = pack(x, d, sizes, acc, comm, own_in_place ? r : -1);
+  const at::Tensor own = own_in_place ? x.narrow(d, offsets_of(sizes)[r], sizes[r]) : at::Tensor();
   // Received in the accumulation type: scratch when finish() must convert it anyway.
-  const auto shape = with_dim(x.sizes(), d, sizes[comm.rank()]);
+  const auto shape = with_dim(x.sizes(), d, sizes[r]);
   at::Tensor recv = acc == x.scalar_type()
                         ? at::empty(shape, x.options())
                         : comm.scratch(Communicator::kStaging, c10::multiply_integers(shape),
                                        x.options().dtype(acc))
                               .view(shape);
-  comm.reduce_scatter_v(send, flat(recv), scaled(sizes, numel_except(x.sizes(), d)));
+  comm.reduce_scatter_v(send, flat(recv), scaled(sizes, numel_except(x.sizes(), d)), own);
   return finish(recv, x.scalar_type(), get_memory_format(x));
 }
 

@@ -72,9 +72,14 @@ class Communicator {
                     const std::vector<int64_t>& counts, OwnPiece own = OwnPiece::kCopy);
   // buffer = elementwise sum over ranks of buffer, in place.
   void all_reduce_sum(const at::Tensor& buffer);
-  // recv = sum over q of piece r of rank q's send, pieces cut by counts (same on all ranks).
+  // recv = sum over q of piece r of rank q's send, pieces cut by counts (same on all ranks),
+  // added in rank order. `own`, when defined: this rank's own contribution (counts[r] elements
+  // of send's dtype and device, any shape and strides; recv is read as that shape), used in
+  // place of send's piece r, which is then neither read nor kept (an engine may overwrite it).
+  // Why: a caller that must pack the pieces it sends (cut along a non-leading dim) need not
+  // copy its own piece, which never crosses the wire.
   void reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                        const std::vector<int64_t>& counts);
+                        const std::vector<int64_t>& counts, const at::Tensor& own = {});
   // Rank r sends piece q of send (send_counts[q] elements) to rank q, and receives
   // recv_counts[q] elements from rank q into piece q of recv.
   void all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
@@ -109,7 +114,7 @@ class Communicator {
                                const std::vector<int64_t>& counts, OwnPiece own) = 0;
   virtual void do_all_reduce_sum(const at::Tensor& buffer) = 0;
   virtual void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
-                                   const std::vector<int64_t>& counts) = 0;
+                                   const std::vector<int64_t>& counts, const at::Tensor& own) = 0;
   virtual void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
                                const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
                                OwnPiece own) = 0;
