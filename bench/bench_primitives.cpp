@@ -8,8 +8,9 @@
 //   build/graphshard_bench_primitives [--quick] [--sizes=1048576,...] [--worlds=2,4]
 //   build/graphshard launch -n 4 -- build/graphshard_bench_primitives [--quick]
 //
-// Before timing, each graphshard row checks its result against the naive (or bare) one on every
-// rank; a mismatch skips the benchmark with an error on every rank.
+// Before timing, each payload checks the graphshard result against the naive (or bare) one on
+// every rank; a mismatch skips its benchmarks with an error on every rank. The roles of a
+// payload are timed call by call in turn (see Group below).
 //
 // A "floor" row times the bare collective together with what a primitive cannot avoid beyond
 // it, in the order a primitive does them: its result is a new tensor (the collective writes a
@@ -25,6 +26,8 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <memory>
 #include <numeric>
 
 #include <ATen/ATen.h>
@@ -279,21 +282,11 @@ std::vector<Row> rows(const std::vector<int64_t>& sizes) {
   return out;
 }
 
+// Timed calls per role and repetition: 100 for small payloads, 16 at 16 MiB (fewer left the
+// median of a 16 MiB collective on 2 cores 30% apart between repetitions).
 int64_t calls_for(int64_t bytes) {
   return std::max<int64_t>(
-      5, std::min<int64_t>(100, (int64_t{128} << 20) / std::max<int64_t>(bytes, 1)));
-}
-
-// One repetition = one Google Benchmark iteration whose time is the median of `calls` timed
-// calls: one call preempted on a 2-core machine shifts a mean, not a median.
-template <typename Call>
-void time_median(benchmark::State& s, int64_t calls, Call&& call) {
-  std::vector<double> t(static_cast<size_t>(calls));
-  for (auto _ : s) {
-    for (auto& x : t) x = call();
-    std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
-    s.SetIterationTime(t[calls / 2]);
-  }
+      16, std::min<int64_t>(100, (int64_t{256} << 20) / std::max<int64_t>(bytes, 1)));
 }
 
 std::string name_of(const Row& row, const std::string& engine, int w) {
@@ -302,79 +295,119 @@ std::string name_of(const Row& row, const std::string& engine, int w) {
          (row.dim >= 0 ? "/dim:" + std::to_string(row.dim) : "");
 }
 
-void register_gloo(const Row& row, const CommPtr& gloo) {
+// The roles of one payload in one repetition, measured together: the first of their benchmarks
+// to run calls every role in turn (graphshard, bare, naive, floor, graphshard, ...) and keeps
+// each role's median; every role's benchmark then reports its own. Why call by call: on 2
+// cores the machine drifts within a second; identical all-gathers (1 MiB, W = 2) measured
+// 0.31-0.47 ms as back-to-back repetitions of 100 calls each, more than the ratios under test.
+// Why a median: one call preempted on 2 cores shifts a mean.
+struct Group {
+  std::vector<Row> rows;  // one payload, one row per role
+  bool measured = false;
+  std::string error;                      // set when the graphshard result is wrong
+  std::map<std::string, double> seconds;  // role -> median seconds of its calls
+};
+using GroupPtr = std::shared_ptr<Group>;
+
+// kWarmUp untimed rounds (scratch grown, transport buffers and pages mapped), then
+// calls_for(bytes) timed rounds; `call(role)` makes one call and returns its seconds.
+void measure(Group& g, const std::function<double(const std::string&)>& call) {
+  for (int i = 0; i < kWarmUp; ++i) {
+    for (const Row& row : g.rows) call(row.role);
+  }
+  // Each round starts one role later, so no role always follows the same other (what the
+  // previous call freed or left in cache shifted a role's time by up to 15%).
+  std::map<std::string, std::vector<double>> t;
+  const size_t n = g.rows.size();
+  for (int64_t i = 0; i < calls_for(g.rows[0].bytes); ++i) {
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& role = g.rows[(static_cast<size_t>(i) + k) % n].role;
+      t[role].push_back(call(role));
+    }
+  }
+  for (auto& [role, v] : t) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    g.seconds[role] = v[v.size() / 2];
+  }
+}
+
+// One benchmark per role of g, reporting what `measure_group` measured for it.
+void register_group(const GroupPtr& g, const std::string& engine, int w,
+                    const std::function<void(Group&)>& measure_group) {
+  for (const Row& row : g->rows) {
+    benchmark::RegisterBenchmark(name_of(row, engine, w).c_str(),
+                                 [row, g, engine, w, measure_group](benchmark::State& s) {
+                                   tag(s, {row.fn, row.role, engine, w, row.bytes, row.dim, -1});
+                                   if (!g->measured) {
+                                     g->measured = true;
+                                     measure_group(*g);
+                                   }
+                                   if (!g->error.empty()) return s.SkipWithError(g->error.c_str());
+                                   for (auto _ : s) s.SetIterationTime(g->seconds.at(row.role));
+                                 })
+        ->UseManualTime()
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+void register_gloo(const GroupPtr& g, const CommPtr& gloo) {
   const int w = gloo->size();
-  benchmark::RegisterBenchmark(
-      name_of(row, "gloo", w).c_str(),
-      [row, gloo, w](benchmark::State& s) {
-        tag(s, {row.fn, row.role, "gloo", w, row.bytes, row.dim, -1});
-        const Payload p =
-            make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, gloo->rank());
-        Bare b = make_bare(row.fn, p, w, gloo->rank());
-        if (row.role == "graphshard") {
-          // Every rank learns whether any rank disagreed, so all skip together (no one waits).
-          at::Tensor bad = at::full({1}, check(row.fn, gloo, p, b) ? 0.0 : 1.0);
-          gloo->all_reduce_sum(bad);
-          if (bad.item<double>() > 0) return s.SkipWithError("result differs from the naive one");
-        }
-        // Untimed warm-up: scratch buffers grown, transport buffers and payload pages mapped.
-        for (int i = 0; i < kWarmUp; ++i) {
-          gloo->barrier();
-          benchmark::DoNotOptimize(run(row.fn, row.role, gloo, p, b));
-        }
-        time_median(s, calls_for(row.bytes), [&] {
-          gloo->barrier();  // calls start together on every rank
-          const auto t0 = Clock::now();
-          benchmark::DoNotOptimize(run(row.fn, row.role, gloo, p, b));
-          return std::chrono::duration<double>(Clock::now() - t0).count();
-        });
-      })
-      ->UseManualTime()
-      ->Iterations(1)
-      ->Unit(benchmark::kMillisecond);
+  register_group(g, "gloo", w, [gloo, w](Group& g) {
+    const Row& row = g.rows[0];
+    const Payload p =
+        make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, gloo->rank());
+    Bare b = make_bare(row.fn, p, w, gloo->rank());
+    // Every rank learns whether any rank disagreed, so all skip together (no one waits).
+    at::Tensor bad = at::full({1}, check(row.fn, gloo, p, b) ? 0.0 : 1.0);
+    gloo->all_reduce_sum(bad);
+    if (bad.item<double>() > 0) {
+      g.error = "result differs from the naive one";
+      return;
+    }
+    measure(g, [&](const std::string& role) {
+      gloo->barrier();  // calls start together on every rank
+      const auto t0 = Clock::now();
+      benchmark::DoNotOptimize(run(row.fn, role, gloo, p, b));
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    });
+  });
 }
 
-void register_sim(const Row& row, study::SimPool* pool) {
+void register_sim(const GroupPtr& g, study::SimPool* pool) {
   const int w = pool->size();
-  benchmark::RegisterBenchmark(
-      name_of(row, "sim", w).c_str(),
-      [row, pool, w](benchmark::State& s) {
-        tag(s, {row.fn, row.role, "sim", w, row.bytes, row.dim, -1});
-        std::vector<Payload> ps;
-        std::vector<Bare> bs;
-        for (int r = 0; r < w; ++r) {
-          ps.push_back(make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, r));
-          bs.push_back(make_bare(row.fn, ps.back(), w, r));
-        }
-        if (row.role == "graphshard") {
-          std::atomic<bool> ok{true};
-          pool->run([&](const CommPtr& c) {
-            if (!check(row.fn, c, ps[c->rank()], bs[c->rank()])) ok = false;
-          });
-          if (!ok) return s.SkipWithError("result differs from the naive one");
-        }
-        const std::function<void(const CommPtr&)> job = [&](const CommPtr& c) {
-          benchmark::DoNotOptimize(run(row.fn, row.role, c, ps[c->rank()], bs[c->rank()]));
-        };
-        for (int i = 0; i < kWarmUp; ++i) pool->run(job);
-        time_median(s, calls_for(row.bytes), [&] {
-          const auto t0 = Clock::now();
-          pool->run(job);
-          return std::chrono::duration<double>(Clock::now() - t0).count();
-        });
-      })
-      ->UseManualTime()
-      ->Iterations(1)
-      ->Unit(benchmark::kMillisecond);
+  register_group(g, "sim", w, [pool, w](Group& g) {
+    const Row& row = g.rows[0];
+    std::vector<Payload> ps;
+    std::vector<Bare> bs;
+    for (int r = 0; r < w; ++r) {
+      ps.push_back(make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, r));
+      bs.push_back(make_bare(row.fn, ps.back(), w, r));
+    }
+    std::atomic<bool> ok{true};
+    pool->run([&](const CommPtr& c) {
+      if (!check(row.fn, c, ps[c->rank()], bs[c->rank()])) ok = false;
+    });
+    if (!ok) {
+      g.error = "result differs from the naive one";
+      return;
+    }
+    measure(g, [&](const std::string& role) {
+      const std::function<void(const CommPtr&)> job = [&](const CommPtr& c) {
+        benchmark::DoNotOptimize(run(row.fn, role, c, ps[c->rank()], bs[c->rank()]));
+      };
+      const auto t0 = Clock::now();
+      pool->run(job);
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    });
+  });
 }
 
-// Registers every row `reps` times, interleaved: for each payload, repetition k of every role
-// runs before repetition k + 1 of any. Why: on 2 cores the machine drifts; identical bare
-// all-gathers measured minutes apart in one run differed by 30% (16 MiB, W = 2: 6.95 ms vs
-// 5.35 ms median), which is more than the ratios under test. Each registration is one
-// repetition under the same name; the summary takes the median over them.
-template <typename Register>
-void register_interleaved(const std::vector<Row>& all, int reps, Register reg) {
+// Registers every payload's roles `reps` times, one Group per repetition: repetition k of
+// every role runs before repetition k + 1 of any, each registration under the same name; the
+// summary takes the median over them.
+void register_repetitions(const std::vector<Row>& all, int reps,
+                          const std::function<void(const GroupPtr&)>& reg) {
   for (size_t i = 0; i < all.size();) {
     size_t j = i;
     while (j < all.size() && all[j].fn == all[i].fn && all[j].bytes == all[i].bytes &&
@@ -382,7 +415,10 @@ void register_interleaved(const std::vector<Row>& all, int reps, Register reg) {
       ++j;
     }
     for (int k = 0; k < reps; ++k) {
-      for (size_t m = i; m < j; ++m) reg(all[m]);
+      auto g = std::make_shared<Group>();
+      g->rows.assign(all.begin() + static_cast<std::ptrdiff_t>(i),
+                     all.begin() + static_cast<std::ptrdiff_t>(j));
+      reg(g);
     }
     i = j;
   }
@@ -404,13 +440,14 @@ int main(int argc, char** argv) {
   CommPtr gloo;
   if (launched_by_env()) {
     gloo = communicator_from_env("gloo", std::chrono::minutes(5));
-    register_interleaved(rows(args.sizes), reps, [&](const Row& row) { register_gloo(row, gloo); });
+    register_repetitions(rows(args.sizes), reps,
+                         [&](const GroupPtr& g) { register_gloo(g, gloo); });
   } else {
     for (int64_t w : args.worlds) {
       pools.push_back(std::make_unique<study::SimPool>(static_cast<int>(w)));
       study::SimPool* pool = pools.back().get();
-      register_interleaved(rows(args.sizes), reps,
-                           [&](const Row& row) { register_sim(row, pool); });
+      register_repetitions(rows(args.sizes), reps,
+                           [&](const GroupPtr& g) { register_sim(g, pool); });
     }
   }
   run_and_exit(gloo, args);
