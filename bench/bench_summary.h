@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,8 @@ struct SummaryRow {
   // it, a fresh output and, for pieces cut along a non-leading dim, one layout copy (see
   // bench_primitives.cpp).
   std::optional<double> floor_ratio_to_bare;
+  // Smallest and largest graphshard / bare over the repetitions (each measured together).
+  std::optional<std::pair<double, double>> ratio_to_bare_range;
 };
 
 std::vector<SummaryRow> summarise(const std::vector<Sample>& samples);

@@ -61,6 +61,21 @@ TEST(BenchSummary, FloorRatioIsTheFloorRowOverBare) {
   EXPECT_DOUBLE_EQ(summary_json(rows)[0]["floor_ratio_to_bare"].get<double>(), 1.75);
 }
 
+TEST(BenchSummary, RatioRangeIsOverRepetitionsMeasuredTogether) {
+  json g = {{"benchmarks", json::array()}};
+  for (int rep = 0; rep < 3; ++rep) {
+    g["benchmarks"].push_back(row("graphshard", 2.0 + rep, rep));  // 2, 3, 4 ms
+    g["benchmarks"].push_back(row("bare", 2.0 * (rep + 1), rep));  // 2, 4, 6 ms
+  }
+  const auto rows = summarise(read_samples(g, "test.json"));
+  ASSERT_EQ(rows.size(), 1u);
+  ASSERT_TRUE(rows[0].ratio_to_bare_range.has_value());
+  EXPECT_DOUBLE_EQ(rows[0].ratio_to_bare_range->first, 4.0 / 6.0);
+  EXPECT_DOUBLE_EQ(rows[0].ratio_to_bare_range->second, 1.0);
+  EXPECT_DOUBLE_EQ(*rows[0].ratio_to_bare, 3.0 / 4.0);
+  EXPECT_EQ(summary_json(rows)[0]["ratio_to_bare_range"], json::array({4.0 / 6.0, 1.0}));
+}
+
 TEST(BenchSummary, ABenchmarkErrorFailsTheRunNamingIt) {
   json g = {{"benchmarks",
              {row("graphshard", 1.0, 0,
