@@ -144,7 +144,9 @@ Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
     b.recv_counts = times(p.other_sizes, p.sizes[r]);
     b.recv = at::empty({p.sizes[r] * kWidth * w}, p.x.options());
   }
-  b.pack = at::zeros_like(b.send);
+  if (p.dim == 1 && (fn == "reduce_shard_tensor" || fn == "all_to_all_transpose")) {
+    b.pack = at::zeros_like(b.send);  // only the floor rows that pack use it
+  }
   b.recv.zero_();  // warm: every role finds its scratch pages already mapped
   return b;
 }
@@ -153,8 +155,7 @@ Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
 at::Tensor floor_call(const std::string& fn, const Payload& p, Bare& b, Communicator& c) {
   const int w = c.size(), r = c.rank();
   const auto off = offsets_of(p.sizes);
-  const bool packs = p.dim == 1 && (fn == "reduce_shard_tensor" || fn == "all_to_all_transpose");
-  if (packs) {  // [kWidth, n_q] pieces packed one after another, then sent from there
+  if (b.pack.defined()) {  // [kWidth, n_q] pieces packed one after another, then sent from there
     for (int q = 0; q < w; ++q) {
       b.pack.narrow(0, off[q] * kWidth, p.sizes[q] * kWidth)
           .view({kWidth, p.sizes[q]})

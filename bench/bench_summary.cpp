@@ -81,14 +81,12 @@ void print_targets(const std::vector<SummaryRow>& rows) {
   std::printf("\ntargets (this run):\n");
   int met = 0, missed = 0;
   auto report = [&](bool ok, const std::string& what, double value, const char* want,
-                    const SummaryRow* with_spread = nullptr) {
+                    const SummaryRow* row = nullptr) {
     std::printf("  %-6s %-66s %8.3f  (want %s", ok ? "met" : "MISSED", what.c_str(), value, want);
-    if (with_spread && with_spread->floor_ratio_to_bare) {
-      std::printf("; floor %.3f", *with_spread->floor_ratio_to_bare);
-    }
-    if (with_spread && with_spread->ratio_to_bare_range) {
-      std::printf("; repetitions %.2f-%.2f", with_spread->ratio_to_bare_range->first,
-                  with_spread->ratio_to_bare_range->second);
+    if (row && row->floor_ratio_to_bare) std::printf("; floor %.3f", *row->floor_ratio_to_bare);
+    if (row && row->ratio_to_bare_range) {
+      std::printf("; repetitions %.2f-%.2f", row->ratio_to_bare_range->first,
+                  row->ratio_to_bare_range->second);
     }
     std::printf(")\n");
     (ok ? met : missed)++;
