@@ -76,6 +76,24 @@ inline bool take_quick_flag(int& argc, char** argv) {
   return quick;
 }
 
+// Removes `NAME=VALUE` from argv (before benchmark::Initialize) and returns VALUE, or
+// `fallback` without it.
+inline std::string take_value_flag(int& argc, char** argv, const std::string& name,
+                                   const std::string& fallback) {
+  std::string value = fallback;
+  const std::string prefix = name + "=";
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
+      value = argv[i] + prefix.size();
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return value;
+}
+
 // A reporter for ranks other than 0 under Gloo: they run in lockstep and report nothing.
 struct SilentReporter : benchmark::BenchmarkReporter {
   bool ReportContext(const Context&) override { return true; }

@@ -3,15 +3,20 @@
 // in-degree 12: n_dst = n_src = E / 12, sources uniform, destinations uniform and, except where
 // the row says sorted=0 or the function sorts, dst-sorted; fixed seeds). Node features are
 // [n, 16] float32, edge attributes [E, 4] float32; partitions and chunks have 8 parts, and
-// materialise builds the middle part (4). CPU, the default intra-op thread count.
+// materialise builds the middle part (4). CPU with the default intra-op thread count, or one
+// CUDA device (--device=cuda: E = 1e6, 1e7, 1e8; each call is followed by a device
+// synchronisation, inside the timing).
 //
-//   build/graphshard_bench_graph [--quick] [--benchmark_format=json] [--benchmark_filter=...]
+//   build/graphshard_bench_graph [--quick] [--device=cpu|cuda] [--benchmark_filter=...]
 //
 // --quick: E = 1e5 only, short timings (a smoke pass that checks every result).
-// Each row is tagged (bench_common.h) function=F;role={graphshard,naive};engine=cpu, and has
-// the counters edges_per_second and peak_extra_memory_ratio: (peak bytes allocated during one
-// call, outputs included, minus the bytes allocated before it) / (bytes of the call's tensor
-// arguments), counted by memory_tracker.h (ATen CPU storage and the C++ heap).
+// Each row is tagged (bench_common.h) function=F;role={graphshard,naive};engine={cpu,cuda}, and
+// has the counters edges_per_second and peak_extra_memory_ratio: (peak bytes allocated during
+// one call, outputs included, minus the bytes allocated before it) / (bytes of the call's tensor
+// arguments), counted by memory_tracker.h on CPU (ATen CPU storage and the C++ heap) and by the
+// caching allocator's statistics on CUDA. On CUDA each function also has a `bare` row: a
+// device-to-device copy that moves as many bytes as the function reads and writes (its tensor
+// arguments and results), so time / bare = copy bandwidth / the function's achieved bandwidth.
 // Before timing, every row checks that the graphshard result equals the naive one exactly; a
 // mismatch skips the row with an error and makes the exit status 1.
 //
@@ -30,6 +35,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "bench_common.h"
+#include "device.h"
 #include "graphshard/graph.h"
 #include "graphshard/shapes.h"
 #include "memory_tracker.h"
@@ -42,6 +48,8 @@ constexpr int64_t kDegree = 12, kParts = 8, kPart = kParts / 2, kNodeDim = 16, k
 using Tensors = std::vector<at::Tensor>;
 
 bool g_mismatch = false;  // some row's result differed: main exits non-zero (the CI smoke fails)
+c10::Device g_device(c10::kCPU);
+std::string g_engine = "cpu";  // the rows' engine tag: the device type
 
 struct Graph {
   int64_t n_src = 0, n_dst = 0, num_edges = 0;
@@ -69,6 +77,7 @@ const Graph& graph(int64_t e, bool sorted) {
   g.x_src = at::randn({g.n_src, kNodeDim}, gen);
   g.x_dst = at::randn({g.n_dst, kNodeDim}, gen);
   g.edge_attr = at::randn({e, kEdgeDim}, gen);
+  for (at::Tensor* t : {&g.edge_index, &g.x_src, &g.x_dst, &g.edge_attr}) *t = t->to(g_device);
   if (sorted) g.partition = build_graph_partition(g.edge_index, kParts, {g.n_src, g.n_dst});
   return cache.emplace(std::make_pair(e, sorted), std::move(g)).first->second;
 }
@@ -149,7 +158,7 @@ Tensors naive_partition(const Graph& g) {
   const at::Tensor degree = at::bincount(g.edge_index.select(0, 1), {}, g.n_dst);
   Tensors sums;
   for (const at::Tensor& part : degree.split_with_sizes(dst_splits)) sums.push_back(part.sum());
-  return {at::tensor(dst_splits), at::stack(sums)};
+  return {at::tensor(dst_splits), at::stack(sums).cpu()};  // the sizes on the host, as ours
 }
 
 Tensors naive_materialise(const Graph& g) {
@@ -188,22 +197,26 @@ Tensors naive_chunks(const Graph& g, int64_t parts) {
 template <class Lib, class Naive, class Timed>
 void run_row(benchmark::State& state, const std::string& function, const char* role, const Graph& g,
              int inputs, const Lib& lib, const Naive& naive, const Timed& timed) {
-  tag(state, {function, role, "cpu", 1, -1, -1, g.num_edges});
+  tag(state, {function, role, g_engine, 1, -1, -1, g.num_edges});
   if (!same(flat(lib(g)), flat(naive(g)))) {
     g_mismatch = true;
     state.SkipWithError(("graphshard::" + function + " differs from the naive result").c_str());
     return;
   }
-  const int64_t before = current_bytes();
-  reset_peak();
+  synchronize(g_device);
+  const bool cpu = g_device.is_cpu();
+  const int64_t before = cpu ? current_bytes() : cuda_allocated_bytes(g_device);
+  cpu ? reset_peak() : reset_cuda_peak(g_device);
   {
     auto result = timed(g);
     benchmark::DoNotOptimize(result);
+    synchronize(g_device);
   }
-  const int64_t extra = peak_bytes() - before;
+  const int64_t extra = (cpu ? peak_bytes() : cuda_peak_allocated_bytes(g_device)) - before;
   for (auto _ : state) {
     auto result = timed(g);
     benchmark::DoNotOptimize(result);
+    synchronize(g_device);
   }
   state.counters["edges_per_second"] = benchmark::Counter(
       static_cast<double>(g.num_edges), benchmark::Counter::kIsIterationInvariantRate);
@@ -211,19 +224,73 @@ void run_row(benchmark::State& state, const std::string& function, const char* r
       static_cast<double>(extra) / static_cast<double>(input_bytes(g, inputs));
 }
 
+// The inputs each function must read in full, for the rows with a device copy beside them: the
+// bytes it moves are those plus its fresh results (written once); a function that reads only
+// part of its inputs (materialise: one part) is counted as reading what it writes. Functions
+// that return views or host sizes (partition, sorted chunks, shard at W = 1) have no copy row.
+const std::map<std::string, int>& scanned_inputs() {
+  static const std::map<std::string, int> m{
+      {"sort_edge_index_by_dst", kEdges},
+      {"drop_unconnected_src_nodes", kEdges | kSrcFeatures},
+      {"GraphPartition::materialise", 0},
+      {"sort_edges_1hop_chunks (unsorted)", kEdges | kEdgeAttr}};
+  return m;
+}
+
+int64_t moved_bytes(const std::string& function, const Graph& g, const Tensors& results) {
+  int64_t fresh = 0;
+  for (const at::Tensor& t : results) {
+    bool view = false;
+    for (const at::Tensor* in : {&g.edge_index, &g.x_src, &g.x_dst, &g.edge_attr}) {
+      view = view || t.storage().is_alias_of(in->storage());
+    }
+    if (!view) fresh += static_cast<int64_t>(t.nbytes());
+  }
+  const int scanned = scanned_inputs().at(function);
+  return scanned ? input_bytes(g, scanned) + fresh : 2 * fresh;
+}
+
+// The bare row on a device: a copy that reads and writes as many bytes as one call of the
+// function moves (moved_bytes).
+template <class Lib>
+void run_copy_row(benchmark::State& state, const std::string& function, const Graph& g,
+                  const Lib& lib) {
+  tag(state, {function, "bare", g_engine, 1, -1, -1, g.num_edges});
+  const int64_t moved = moved_bytes(function, g, flat(lib(g)));
+  const auto opts = at::TensorOptions().dtype(at::kByte).device(g_device);
+  const at::Tensor from = at::ones({moved / 2}, opts);
+  at::Tensor to = at::empty({moved / 2}, opts);
+  synchronize(g_device);
+  for (auto _ : state) {
+    to.copy_(from);
+    synchronize(g_device);
+  }
+  state.counters["bytes_moved"] = static_cast<double>(moved);
+}
+
 struct Config {
   std::vector<int64_t> sizes;
   bool quick = false;
 };
 
-// Registers the graphshard and the naive row of one function for every size (side by side);
+// Registers the graphshard and the naive row (and on a device the copy row) of one function for
+// every size (side by side);
 // `orders` lists the input orders (1 dst-sorted, 0 not): one is implied, two become an argument.
 template <class Lib, class Naive>
 void add(const Config& cfg, const std::string& function, int inputs, std::vector<int> orders,
          Lib lib, Naive naive) {
+  std::vector<std::string> roles{"graphshard", "naive"};
+  if (!g_device.is_cpu()) roles.push_back("bare");
   for (int64_t e : cfg.sizes) {
-    for (const char* role : {"graphshard", "naive"}) {
-      const bool is_lib = std::string(role) == "graphshard";
+    for (const std::string& role : roles) {
+      // A copy row only for the functions (and input orders) scanned_inputs() lists.
+      std::vector<int> kept;
+      for (int o : orders) {
+        const std::string name =
+            orders.size() > 1 ? function + (o ? " (sorted)" : " (unsorted)") : function;
+        if (role != "bare" || scanned_inputs().count(name)) kept.push_back(o);
+      }
+      if (kept.empty()) continue;
       auto* b = benchmark::RegisterBenchmark(
           (function + "/" + role).c_str(), [=](benchmark::State& state) {
             const bool sorted = orders.size() > 1 ? state.range(1) != 0 : orders[0] != 0;
@@ -231,19 +298,21 @@ void add(const Config& cfg, const std::string& function, int inputs, std::vector
             // Both input orders of one function are separate summary rows.
             const std::string name =
                 orders.size() > 1 ? function + (sorted ? " (sorted)" : " (unsorted)") : function;
-            if (is_lib) {
-              run_row(state, name, role, g, inputs, lib, naive, lib);
+            if (role == "graphshard") {
+              run_row(state, name, role.c_str(), g, inputs, lib, naive, lib);
+            } else if (role == "naive") {
+              run_row(state, name, role.c_str(), g, inputs, lib, naive, naive);
             } else {
-              run_row(state, name, role, g, inputs, lib, naive, naive);
+              run_copy_row(state, name, g, lib);
             }
           });
       if (orders.size() > 1) {
-        b->ArgsProduct({{e}, {orders.begin(), orders.end()}})->ArgNames({"E", "sorted"});
+        b->ArgsProduct({{e}, {kept.begin(), kept.end()}})->ArgNames({"E", "sorted"});
       } else {
         b->Arg(e)->ArgName("E");
       }
       b->UseRealTime()->Unit(benchmark::kMillisecond);
-      b->MinTime(cfg.quick ? 0.02 : e >= 10'000'000 ? 2.0 : 0.3);
+      b->MinTime(cfg.quick ? 0.02 : e >= 10'000'000 && g_device.is_cpu() ? 2.0 : 0.3);
     }
   }
 }
@@ -318,8 +387,17 @@ int main(int argc, char** argv) {
   }
   gb::Config cfg;
   cfg.quick = gb::take_quick_flag(argc, argv);
+  try {
+    gb::g_device = gb::parse_device(gb::take_value_flag(argc, argv, "--device", "cpu"));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "graphshard_bench_graph: %s\n", e.what());
+    return 2;
+  }
+  gb::g_engine = c10::DeviceTypeName(gb::g_device.type(), /*lower_case=*/true);
+  const bool cpu = gb::g_device.is_cpu();
   cfg.sizes = cfg.quick ? std::vector<int64_t>{100'000}
-                        : std::vector<int64_t>{100'000, 1'000'000, 10'000'000};
+              : cpu     ? std::vector<int64_t>{100'000, 1'000'000, 10'000'000}
+                        : std::vector<int64_t>{1'000'000, 10'000'000, 100'000'000};
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   gb::register_all(cfg);

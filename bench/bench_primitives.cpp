@@ -6,6 +6,8 @@
 // with n chosen so shards are uneven.
 //
 //   build/graphshard_bench_primitives [--quick] [--sizes=1048576,...] [--worlds=2,4]
+//   build/graphshard_bench_primitives --device=cuda   (simulated ranks sharing one GPU: engine
+//                                                      tag sim-cuda, each call synchronised)
 //   build/graphshard launch -n 4 -- build/graphshard_bench_primitives [--quick]
 //
 // Before timing, each payload checks the graphshard result against the naive (or bare) one on
@@ -33,6 +35,7 @@
 #include <ATen/ATen.h>
 
 #include "bench_common.h"
+#include "device.h"
 #include "graphshard/launch.h"
 #include "graphshard/primitives.h"
 #include "sim_pool.h"
@@ -41,8 +44,9 @@ namespace graphshard::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int64_t kWidth = 256;  // the fixed (unsharded) extent of every payload
-constexpr int kWarmUp = 2;       // untimed calls before each benchmark's timed calls
+constexpr int64_t kWidth = 256;   // the fixed (unsharded) extent of every payload
+constexpr int kWarmUp = 2;        // untimed calls before each benchmark's timed calls
+c10::Device g_device(c10::kCPU);  // of the simulated ranks' payloads (--device)
 
 // One benchmark's payload on one rank. `bytes`: the whole gathered output (gather, sync), the
 // whole input (reduce, reduce_shard), one rank's input (all_to_all).
@@ -377,12 +381,14 @@ void register_gloo(const GroupPtr& g, const CommPtr& gloo) {
 
 void register_sim(const GroupPtr& g, study::SimPool* pool) {
   const int w = pool->size();
-  register_group(g, "sim", w, [pool, w](Group& g) {
+  const std::string engine = g_device.is_cpu() ? "sim" : "sim-cuda";
+  register_group(g, engine, w, [pool, w](Group& g) {
     const Row& row = g.rows[0];
     std::vector<Payload> ps;
     std::vector<Bare> bs;
     for (int r = 0; r < w; ++r) {
       ps.push_back(make_payload(row.fn, row.bytes, std::max<int64_t>(row.dim, 0), w, r));
+      ps.back().x = ps.back().x.to(g_device);
       bs.push_back(make_bare(row.fn, ps.back(), w, r));
     }
     std::atomic<bool> ok{true};
@@ -397,8 +403,10 @@ void register_sim(const GroupPtr& g, study::SimPool* pool) {
       const std::function<void(const CommPtr&)> job = [&](const CommPtr& c) {
         benchmark::DoNotOptimize(run(row.fn, role, c, ps[c->rank()], bs[c->rank()]));
       };
+      synchronize(g_device);
       const auto t0 = Clock::now();
       pool->run(job);
+      synchronize(g_device);  // a CUDA call returns once queued: time it to completion
       return std::chrono::duration<double>(Clock::now() - t0).count();
     });
   });
@@ -433,10 +441,17 @@ int main(int argc, char** argv) {
   using namespace graphshard::bench;
   const bool quick = take_quick_flag(argc, argv);
   const int reps = take_repetitions(argc, argv);
-  const SuiteArgs args =
-      init_suite(argc, argv,
-                 {quick ? std::vector<int64_t>{64 << 10} : std::vector<int64_t>{1 << 20, 16 << 20},
-                  quick ? std::vector<int64_t>{2} : std::vector<int64_t>{2, 4}});
+  try {
+    g_device = parse_device(take_value_flag(argc, argv, "--device", "cpu"));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "graphshard_bench_primitives: %s\n", e.what());
+    return 2;
+  }
+  std::vector<int64_t> sizes{1 << 20, 16 << 20};
+  if (!g_device.is_cpu()) sizes.push_back(256 << 20);
+  const SuiteArgs args = init_suite(argc, argv,
+                                    {quick ? std::vector<int64_t>{64 << 10} : sizes,
+                                     quick ? std::vector<int64_t>{2} : std::vector<int64_t>{2, 4}});
   std::vector<std::unique_ptr<study::SimPool>> pools;
   CommPtr gloo;
   if (launched_by_env()) {

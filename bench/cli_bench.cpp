@@ -1,11 +1,13 @@
-// `graphshard bench [--quick] [--out DIR] [--repetitions N] [--save-baseline FILE]
-//                   [--compare FILE] [--threshold 0.10]`
+// `graphshard bench [--quick] [--device cpu|cuda] [--out DIR] [--repetitions N]
+//                   [--save-baseline FILE] [--compare FILE] [--threshold 0.10]`
 //
 // Runs the benchmark suites (graph functions; primitives on simulated ranks; primitives over
 // Gloo processes, W = 2 and 4), pairs each graphshard row with its bare collective and naive
 // formulation from the same run, prints a summary table and the targets, and writes
 // DIR/summary.json. --compare reruns against a stored baseline (Mann-Whitney U test per
-// benchmark) and fails on a significant slowdown beyond the threshold.
+// benchmark) and fails on a significant slowdown beyond the threshold. --device cuda: the graph
+// functions on the GPU (each beside a device copy of as many bytes) and the primitives on
+// simulated ranks sharing it; no Gloo (a CPU transport).
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -74,7 +76,7 @@ json parse_gbench(const fs::path& path) {
 
 int bench_main(const std::vector<std::string>& args) {
   bool quick = false;
-  std::string out_dir = "out/bench", save_baseline, compare;
+  std::string out_dir = "out/bench", save_baseline, compare, device = "cpu";
   int repetitions = -1;
   double threshold = 0.10;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -84,6 +86,12 @@ int bench_main(const std::vector<std::string>& args) {
     };
     if (args[i] == "--quick") {
       quick = true;
+    } else if (args[i] == "--device") {
+      device = value();
+      if (device != "cpu" && device != "cuda") {
+        throw std::invalid_argument("graphshard bench: --device: expected cpu or cuda, got '" +
+                                    device + "'");
+      }
     } else if (args[i] == "--out") {
       out_dir = value();
     } else if (args[i] == "--repetitions") {
@@ -110,6 +118,7 @@ int bench_main(const std::vector<std::string>& args) {
   const fs::path bin = fs::read_symlink("/proc/self/exe").parent_path();
   std::vector<std::string> flags{"--benchmark_repetitions=" + std::to_string(repetitions)};
   if (quick) flags.push_back("--quick");
+  flags.push_back("--device=" + device);
 
   std::vector<fs::path> outputs;
   const fs::path dir(out_dir);
@@ -118,7 +127,9 @@ int bench_main(const std::vector<std::string>& args) {
   outputs.push_back(dir / "graph.json");
   run_suite(self, bin / "graphshard_bench_primitives", 0, flags, dir / "primitives-sim.json");
   outputs.push_back(dir / "primitives-sim.json");
-  for (int w : quick ? std::vector<int>{2} : std::vector<int>{2, 4}) {
+  std::vector<int> gloo_worlds;
+  if (device == "cpu") gloo_worlds = quick ? std::vector<int>{2} : std::vector<int>{2, 4};
+  for (int w : gloo_worlds) {
     const fs::path o = dir / ("primitives-gloo-W" + std::to_string(w) + ".json");
     run_suite(self, bin / "graphshard_bench_primitives", w, flags, o);
     outputs.push_back(o);

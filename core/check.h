@@ -27,7 +27,9 @@ std::string to_str(const T& v) {
   os << v;
   return os.str();
 }
-inline std::string to_str(const std::vector<int64_t>& v) { return str(v); }
+inline std::string to_str(const std::vector<int64_t>& v) {
+  return str(v);
+}
 
 template <typename E, typename A>
 inline void check(bool ok, const char* fn, const std::string& arg, const E& expected,
@@ -37,6 +39,14 @@ inline void check(bool ok, const char* fn, const std::string& arg, const E& expe
 
 // dim in [-ndim, ndim) -> [0, ndim). A 0-d tensor has no valid dim.
 int64_t normalize_dim(const char* fn, const char* arg, int64_t dim, int64_t ndim, int rank);
+
+// Every entry equal (true for an empty list): the case where a backend's own collective applies.
+inline bool all_equal(const std::vector<int64_t>& v) {
+  for (int64_t x : v) {
+    if (x != v.front()) return false;
+  }
+  return true;
+}
 
 // len(sizes) == world, every entry >= 0.
 void check_sizes(const char* fn, const char* arg, const std::vector<int64_t>& sizes, int world,

@@ -7,6 +7,7 @@
 
 #include "graphshard/c10d.h"
 #include "graphshard/launch.h"
+#include "graphshard/nccl.h"
 
 namespace graphshard {
 namespace {
@@ -29,7 +30,9 @@ int env_int(const char* name, std::optional<int> fallback) {
 
 }  // namespace
 
-bool launched_by_env() { return std::getenv("RANK") && std::getenv("WORLD_SIZE"); }
+bool launched_by_env() {
+  return std::getenv("RANK") && std::getenv("WORLD_SIZE");
+}
 
 EnvConfig env_config() {
   EnvConfig c;
@@ -68,9 +71,13 @@ CommPtr communicator_from_env(const std::string& engine, std::chrono::millisecon
     auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, c.rank, c.world_size, opts);
     return make_c10d_communicator(backend, timeout);
   }
-  TORCH_CHECK_VALUE(false, "graphshard::communicator_from_env: engine: expected 'gloo'",
-                    " (this build has no NCCL engine yet), got '", engine, "' (rank ", c.rank,
-                    ")");
+  // One GPU per process: the LOCAL_RANK-th of this node's devices.
+  if (engine == "nccl") {
+    return make_nccl_communicator(store, c.rank, c.world_size, c.local_rank, timeout);
+  }
+  TORCH_CHECK_VALUE(false, "graphshard::communicator_from_env: engine: expected 'gloo' or 'nccl'",
+                    nccl_engine_built() ? "" : " (this build has no NCCL engine)", ", got '",
+                    engine, "' (rank ", c.rank, ")");
 }
 
 }  // namespace graphshard

@@ -2,12 +2,26 @@
 // tensors; a build without CUDA raises a clear error instead.
 #pragma once
 
+#include <vector>
+
 #include <ATen/core/Tensor.h>
+
+#include "../cpu/graph_kernels.h"  // cpu::UsedIds, the result type both devices share
 
 namespace graphshard::cuda_kernels {
 
 // True when the 1-D int32/int64 CUDA tensor is non-decreasing. One host synchronisation: the
 // answer is a host bool.
 bool is_non_decreasing(const at::Tensor& values);
+
+// cpu::counting_sort_perm on a 1-D int32/int64 CUDA row (same contract, same result): an LSD
+// radix sort of (key, index) pairs over only the bits the keys use. With key_counts, one host
+// synchronisation (the counts are returned on the host).
+at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,
+                            std::vector<int64_t>* key_counts);
+
+// cpu::used_ids on a 1-D int32/int64 CUDA row whose values are known to lie in [0, n):
+// mark, inclusive scan, compact, relabel. One host synchronisation (the number of kept ids).
+cpu::UsedIds used_ids(const at::Tensor& row, int64_t n);
 
 }  // namespace graphshard::cuda_kernels

@@ -1,5 +1,6 @@
 // Validation and device dispatch shared by the graph functions: CPU tensors go to the kernels
-// of core/cpu, other devices to whole-tensor ATen formulations with the same results.
+// of core/cpu, CUDA tensors to those of core/cuda where one exists, other devices (and the CUDA
+// steps without a kernel of their own) to whole-tensor ATen formulations with the same results.
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -128,6 +129,9 @@ int64_t first_unsorted(const at::Tensor& row) {
 at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,
                             std::vector<int64_t>* key_counts) {
   if (row.device().is_cpu()) return cpu::counting_sort_perm(row, num_keys, blocks, key_counts);
+#ifdef GRAPHSHARD_WITH_CUDA
+  if (row.is_cuda()) return cuda_kernels::stable_sort_perm(row, num_keys, blocks, key_counts);
+#endif
   at::Tensor keys = row.to(at::kLong);
   if (blocks > 0) {
     const int64_t small = num_keys / blocks, big = small + 1, cut = (num_keys % blocks) * big;
@@ -179,6 +183,9 @@ cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, 
     return u;
   }
   check_row_range(fn, src_row, "source", 0, n, rank);
+#ifdef GRAPHSHARD_WITH_CUDA
+  if (src_row.is_cuda()) return cuda_kernels::used_ids(src_row, n);
+#endif
   const at::Tensor idx = src_row.to(at::kLong);
   const at::Tensor mask = at::zeros({n}, idx.options().dtype(at::kBool)).index_fill_(0, idx, true);
   cpu::UsedIds u;

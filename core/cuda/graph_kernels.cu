@@ -1,0 +1,204 @@
+// CUDA kernels of the graph functions: stable sort by destination (LSD radix sort on only the
+// bits the keys use) and mark-and-scan of used sources. Results are bitwise those of the CPU
+// kernels (core/cpu/graph_kernels.cpp): a stable sort and a relabelling each have one answer.
+// Every launch is on the current stream, under a device guard, with a launch check after it;
+// the only host synchronisations are the ones named where an output size must be known.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cub/cub.cuh>
+
+#include "kernels.h"
+
+namespace graphshard::cuda_kernels {
+namespace {
+
+constexpr int kThreads = 256;
+
+int64_t blocks_for(int64_t n) {
+  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535));
+}
+
+// Bits needed to represent every value in [0, bound): the radix sort's end_bit.
+int bits_for(int64_t bound) {
+  int bits = 0;
+  while (bits < 63 && (int64_t{1} << bits) < bound) ++bits;
+  return std::max(bits, 1);
+}
+
+// Temporary storage for a cub call, from the caching allocator (stream-ordered reuse).
+at::Tensor cub_storage(size_t bytes, const at::Device& device) {
+  return at::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))},
+                   at::TensorOptions().dtype(at::kByte).device(device));
+}
+
+void cub_check(cudaError_t e, const char* what) {
+  TORCH_CHECK(e == cudaSuccess, "graphshard::cuda_kernels: ", what,
+              " failed: ", cudaGetErrorString(e));
+}
+
+// key = the part of balanced(n, parts) the value lies in (the CPU KeyOf with blocks > 0).
+template <typename T>
+__global__ void part_key_kernel_impl(const T* __restrict__ v, int64_t n, int64_t big, int64_t small,
+                                     int64_t cut, int32_t* __restrict__ key) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    const int64_t x = static_cast<int64_t>(v[i]);
+    key[i] = static_cast<int32_t>(x < cut ? x / big : cut / big + (x - cut) / small);
+  }
+}
+
+__global__ void count_keys_kernel_impl(const int32_t* __restrict__ key, int64_t n,
+                                       unsigned long long* __restrict__ counts) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    atomicAdd(counts + key[i], 1ull);
+  }
+}
+
+template <typename K>
+at::Tensor radix_sort_perm(const at::Tensor& keys, int end_bit) {
+  const int64_t n = keys.numel();
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  const at::Tensor iota = at::arange(n, keys.options().dtype(at::kLong));
+  at::Tensor perm = at::empty({n}, keys.options().dtype(at::kLong));
+  at::Tensor sorted_keys = at::empty_like(keys);
+  size_t bytes = 0;
+  cub_check(cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys.data_ptr<K>(),
+                                            sorted_keys.data_ptr<K>(), iota.data_ptr<int64_t>(),
+                                            perm.data_ptr<int64_t>(), n, 0, end_bit, stream),
+            "DeviceRadixSort::SortPairs (size query)");
+  at::Tensor storage = cub_storage(bytes, keys.device());
+  cub_check(cub::DeviceRadixSort::SortPairs(storage.data_ptr(), bytes, keys.data_ptr<K>(),
+                                            sorted_keys.data_ptr<K>(), iota.data_ptr<int64_t>(),
+                                            perm.data_ptr<int64_t>(), n, 0, end_bit, stream),
+            "DeviceRadixSort::SortPairs");
+  return perm;
+}
+
+template <typename T>
+__global__ void mark_kernel_impl(const T* __restrict__ v, int64_t n, int32_t* __restrict__ used) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    used[static_cast<int64_t>(v[i])] = 1;  // benign race: every writer writes 1
+  }
+}
+
+// position[i] = number of used ids <= i (an inclusive scan of the mask): used id i is kept at
+// position[i] - 1.
+template <typename T>
+__global__ void compact_kernel_impl(const int32_t* __restrict__ used,
+                                    const int64_t* __restrict__ position, int64_t n,
+                                    T* __restrict__ kept) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    if (used[i]) kept[position[i] - 1] = static_cast<T>(i);
+  }
+}
+
+template <typename T>
+__global__ void relabel_kernel_impl(const T* __restrict__ v, int64_t e,
+                                    const int64_t* __restrict__ position, T* __restrict__ out) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < e;
+       i += stride) {
+    out[i] = static_cast<T>(position[static_cast<int64_t>(v[i])] - 1);
+  }
+}
+
+void check_row(const char* fn, const at::Tensor& row) {
+  TORCH_CHECK_VALUE(row.is_cuda() && row.dim() == 1 &&
+                        (row.scalar_type() == at::kLong || row.scalar_type() == at::kInt),
+                    "graphshard::cuda_kernels::", fn,
+                    ": row: expected a 1-D int32/int64 CUDA tensor, got ", row.toString(),
+                    " of shape ", row.sizes());
+}
+
+}  // namespace
+
+at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,
+                            std::vector<int64_t>* key_counts) {
+  check_row("stable_sort_perm", row);
+  const c10::cuda::CUDAGuard guard(row.device());
+  const at::Tensor v = row.contiguous();
+  const int64_t n = v.numel();
+  if (blocks == 0) {
+    if (n == 0) return at::empty({0}, v.options().dtype(at::kLong));
+    return AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "stable_sort_perm",
+                                   [&] { return radix_sort_perm<index_t>(v, bits_for(num_keys)); });
+  }
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  at::Tensor keys = at::empty({n}, v.options().dtype(at::kInt));
+  const int64_t small = num_keys / blocks, big = small + 1, cut = (num_keys % blocks) * big;
+  if (n > 0) {
+    AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "part_key", [&] {
+      part_key_kernel_impl<index_t><<<blocks_for(n), kThreads, 0, stream>>>(
+          v.data_ptr<index_t>(), n, big, std::max<int64_t>(small, 1), cut, keys.data_ptr<int>());
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  if (key_counts) {
+    at::Tensor counts = at::zeros({blocks}, v.options().dtype(at::kLong));
+    if (n > 0) {
+      count_keys_kernel_impl<<<blocks_for(n), kThreads, 0, stream>>>(
+          keys.data_ptr<int>(), n, reinterpret_cast<unsigned long long*>(counts.data_ptr()));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    // Host synchronisation: the caller needs the block sizes on the host (shard sizes).
+    const at::Tensor host = counts.cpu();
+    key_counts->assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + blocks);
+  }
+  if (n == 0) return at::empty({0}, v.options().dtype(at::kLong));
+  return radix_sort_perm<int32_t>(keys, bits_for(blocks));
+}
+
+cpu::UsedIds used_ids(const at::Tensor& row, int64_t n) {
+  check_row("used_ids", row);
+  const c10::cuda::CUDAGuard guard(row.device());
+  const at::Tensor v = row.contiguous();
+  const int64_t e = v.numel();
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  cpu::UsedIds out;
+  at::Tensor used = at::zeros({n}, v.options().dtype(at::kInt));
+  at::Tensor position = at::empty({n}, v.options().dtype(at::kLong));
+  AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "used_ids", [&] {
+    if (e > 0) {
+      mark_kernel_impl<index_t>
+          <<<blocks_for(e), kThreads, 0, stream>>>(v.data_ptr<index_t>(), e, used.data_ptr<int>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    int64_t count = 0;
+    if (n > 0) {
+      size_t bytes = 0;
+      cub_check(cub::DeviceScan::InclusiveSum(nullptr, bytes, used.data_ptr<int>(),
+                                              position.data_ptr<int64_t>(), n, stream),
+                "DeviceScan::InclusiveSum (size query)");
+      at::Tensor storage = cub_storage(bytes, v.device());
+      cub_check(cub::DeviceScan::InclusiveSum(storage.data_ptr(), bytes, used.data_ptr<int>(),
+                                              position.data_ptr<int64_t>(), n, stream),
+                "DeviceScan::InclusiveSum");
+      // Host synchronisation: the number of kept ids is the size of an output.
+      count = position[n - 1].item<int64_t>();
+    }
+    out.kept = at::empty({count}, v.options());
+    out.relabelled = at::empty({e}, v.options());
+    if (n > 0) {
+      compact_kernel_impl<index_t><<<blocks_for(n), kThreads, 0, stream>>>(
+          used.data_ptr<int>(), position.data_ptr<int64_t>(), n, out.kept.data_ptr<index_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    if (e > 0) {
+      relabel_kernel_impl<index_t><<<blocks_for(e), kThreads, 0, stream>>>(
+          v.data_ptr<index_t>(), e, position.data_ptr<int64_t>(),
+          out.relabelled.data_ptr<index_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  });
+  return out;
+}
+
+}  // namespace graphshard::cuda_kernels

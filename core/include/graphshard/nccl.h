@@ -1,0 +1,41 @@
+// The native NCCL engine: a Communicator over one NCCL communicator, for CUDA tensors.
+//
+// Why not c10d's ProcessGroupNCCL: its all-gather and reduce-scatter need equal pieces, and its
+// all-to-all copies through lists; this engine moves uneven pieces by grouped point-to-point
+// transfers straight into their final buffers, and uses NCCL's own collectives when the
+// counts are equal (all-gather, reduce-scatter) and for all-reduce.
+//
+// Semantics (comm.h): every call is stream-ordered on the current CUDA stream of the
+// communicator's device and returns without waiting for the GPU, except barrier(), which
+// returns when the barrier has completed on the device. Buffers must be CUDA tensors on that
+// device. Sums are taken in the buffer's dtype (the primitives upcast 16-bit floats to float32
+// first); NCCL gives every rank the same bits.
+//
+// Failures: a watchdog thread polls the NCCL communicator's asynchronous error and the age of
+// each operation still in flight. On an error, or when an operation has been in flight longer
+// than timeout(), it aborts the NCCL communicator (so kernels waiting for a lost peer exit) and
+// records which operation failed; that call's results are undefined, and every later call on
+// this communicator raises CommError (CommTimeout for a timeout) naming that operation.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include "graphshard/comm.h"
+
+namespace graphshard {
+
+// True when this build has the NCCL engine (built with GRAPHSHARD_CUDA and NCCL found).
+bool nccl_engine_built();
+
+// Ranks meet through `store`: rank 0 creates the NCCL unique id and publishes it under a key
+// unique to this (the n-th) NCCL communicator of the process; every rank must create its
+// communicators in the same order. `device`: this rank's CUDA device index. Initialisation
+// that does not complete within `timeout` raises CommTimeout. In a build without the engine,
+// raises c10::Error saying so.
+CommPtr make_nccl_communicator(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                               int device, std::chrono::milliseconds timeout);
+
+}  // namespace graphshard
