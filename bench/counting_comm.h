@@ -24,6 +24,7 @@ class CountingCommunicator : public Communicator {
   int size() const override { return inner_->size(); }
   std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
   std::string engine() const override { return inner_->engine(); }
+  at::Device home_device() const override { return inner_->home_device(); }
 
   const std::map<std::string, OpTraffic>& traffic() const { return traffic_; }
   void reset() { traffic_.clear(); }

@@ -46,6 +46,7 @@ class HookedCommunicator : public Communicator {
   int size() const override { return inner_->size(); }
   std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
   std::string engine() const override { return inner_->engine(); }
+  at::Device home_device() const override { return inner_->home_device(); }
 
   const std::vector<std::string>& ops() const { return ops_; }
   void set_hook(Hook before) { before_ = std::move(before); }

@@ -184,7 +184,7 @@ void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_
 }
 
 void Communicator::barrier() {
-  if (checked_mode()) check_agreement("barrier", at::kCPU);
+  if (checked_mode()) check_agreement("barrier", home_device());
   do_barrier();
 }
 

@@ -103,6 +103,7 @@ class NcclCommunicator : public Communicator {
   int size() const override { return size_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
   std::string engine() const override { return "nccl"; }
+  at::Device home_device() const override { return at::Device(at::kCUDA, device_); }
 
  protected:
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,

@@ -66,6 +66,9 @@ class Communicator {
   virtual std::chrono::milliseconds timeout() const = 0;
   // "sim", "gloo", "nccl", ...
   virtual std::string engine() const = 0;
+  // Where this engine's own exchanges live when a call has no tensor to say so (the checked
+  // mode's agreement before a barrier): the CPU, or the NCCL engine's GPU.
+  virtual at::Device home_device() const { return at::kCPU; }
 
   // recv = concat over q of (rank q's send); counts[q] = rank q's send length.
   void all_gather_v(const at::Tensor& send, const at::Tensor& recv,
