@@ -7,7 +7,8 @@
 // CUDA device (--device=cuda: E = 1e6, 1e7, 1e8; each call is followed by a device
 // synchronisation, inside the timing).
 //
-//   build/graphshard_bench_graph [--quick] [--device=cpu|cuda] [--benchmark_filter=...]
+//   build/graphshard_bench_graph [--quick] [--device=cpu|cuda] [--copy-rows=1]
+//                                [--benchmark_filter=...]
 //
 // --quick: E = 1e5 only, short timings (a smoke pass that checks every result).
 // Each row is tagged (bench_common.h) function=F;role={graphshard,naive};engine={cpu,cuda}, and
@@ -16,7 +17,8 @@
 // arguments), counted by memory_tracker.h on CPU (ATen CPU storage and the C++ heap) and by the
 // caching allocator's statistics on CUDA. On CUDA each function also has a `bare` row: a
 // device-to-device copy that moves as many bytes as the function reads and writes (its tensor
-// arguments and results), so time / bare = copy bandwidth / the function's achieved bandwidth.
+// arguments and results), so time / bare = copy bandwidth / the function's achieved bandwidth
+// (--copy-rows=1: the same rows on the CPU, against memcpy).
 // Before timing, every row checks that the graphshard result equals the naive one exactly; a
 // mismatch skips the row with an error and makes the exit status 1.
 //
@@ -271,6 +273,7 @@ void run_copy_row(benchmark::State& state, const std::string& function, const Gr
 struct Config {
   std::vector<int64_t> sizes;
   bool quick = false;
+  bool copy_rows = false;  // the device-copy rows on the CPU too (--copy-rows)
 };
 
 // Registers the graphshard and the naive row (and on a device the copy row) of one function for
@@ -280,7 +283,7 @@ template <class Lib, class Naive>
 void add(const Config& cfg, const std::string& function, int inputs, std::vector<int> orders,
          Lib lib, Naive naive) {
   std::vector<std::string> roles{"graphshard", "naive"};
-  if (!g_device.is_cpu()) roles.push_back("bare");
+  if (!g_device.is_cpu() || cfg.copy_rows) roles.push_back("bare");
   for (int64_t e : cfg.sizes) {
     for (const std::string& role : roles) {
       // A copy row only for the functions (and input orders) scanned_inputs() lists.
@@ -394,6 +397,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   gb::g_engine = c10::DeviceTypeName(gb::g_device.type(), /*lower_case=*/true);
+  cfg.copy_rows = gb::take_value_flag(argc, argv, "--copy-rows", "0") != "0";
   const bool cpu = gb::g_device.is_cpu();
   cfg.sizes = cfg.quick ? std::vector<int64_t>{100'000}
               : cpu     ? std::vector<int64_t>{100'000, 1'000'000, 10'000'000}

@@ -1,8 +1,10 @@
 // Device parity (label `gpu`): every graph function and every communicating primitive gives on
 // CUDA tensors bitwise what it gives on CPU tensors (which the other suites hold to the
-// reference), on the same random cases; the primitives run on W simulated ranks that share one
-// GPU. Reductions are compared within float tolerance: the CUDA engine may add in another
-// order. Without a CUDA device every test is skipped (reported as skipped by ctest).
+// reference), on the same random cases; the primitives and shard_graph_to_local run on W
+// simulated ranks that share one GPU. Data are small integers, so even sums agree bitwise
+// whatever order a device adds in. Without a CUDA device every test is skipped (reported as
+// skipped by ctest).
+#include <cstdlib>
 #include <numeric>
 
 #include <ATen/ATen.h>
@@ -19,16 +21,25 @@
 namespace graphshard::props {
 namespace {
 
-#define GRAPHSHARD_REQUIRE_CUDA() \
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device on this machine"
-
-at::Tensor cu(const at::Tensor& t) {
-  return t.defined() ? t.to(at::kCUDA) : t;
+// The device under test: CUDA. GRAPHSHARD_PARITY_DEVICE=cpu runs these tests against the CPU
+// itself, which checks only the tests' own harness (by hand, before spending GPU time).
+at::DeviceType parity_device() {
+  const char* d = std::getenv("GRAPHSHARD_PARITY_DEVICE");
+  return d && std::string(d) == "cpu" ? at::kCPU : at::kCUDA;
 }
 
-// The CUDA result is a CUDA tensor (no silent detour through the host) and equals the CPU one.
+#define GRAPHSHARD_REQUIRE_CUDA()                     \
+  if (parity_device() == at::kCUDA && !at::hasCUDA()) \
+  GTEST_SKIP() << "no CUDA device on this machine"
+
+at::Tensor cu(const at::Tensor& t) {
+  return t.defined() ? t.to(parity_device()) : t;
+}
+
+// The device's result lives on the device (no silent detour through the host) and equals the
+// CPU one.
 void same(const at::Tensor& on_gpu, const at::Tensor& on_cpu, const std::string& what) {
-  RC_ASSERT(on_gpu.is_cuda());
+  RC_ASSERT(on_gpu.device().type() == parity_device());
   expect_equal(on_gpu.cpu(), on_cpu, what);
 }
 
@@ -102,25 +113,22 @@ TEST(CudaGraph, DropUnconnectedAndChunksMatchCpuBitwise) {
   });
 }
 
-// Each primitive forward and backward on W simulated ranks, the same case once with CPU and
-// once with CUDA tensors.
-struct PrimitiveRun {
-  std::vector<at::Tensor> out, grad;  // per rank
-};
-
-PrimitiveRun run_primitive(int fn, int w, const std::vector<int64_t>& sizes, int64_t width,
-                           at::ScalarType dtype, uint64_t seed, bool on_gpu) {
-  PrimitiveRun run;
-  run.out.resize(w);
-  run.grad.resize(w);
+// Only forwards run on simulated CUDA ranks, never autograd's backward: PyTorch executes every
+// CUDA backward node of a process on one device thread, so the W ranks' backward collectives
+// would wait for each other on that one thread. Each backward is itself one of these forwards
+// (SPEC section 1: split, gather, reduce, the swapped transpose), and those are compared.
+// One primitive on W simulated ranks, per rank: the same case with CPU or CUDA tensors.
+std::vector<at::Tensor> run_primitive(int fn, int w, const std::vector<int64_t>& sizes,
+                                      int64_t width, at::ScalarType dtype, uint64_t seed,
+                                      bool on_gpu) {
+  std::vector<at::Tensor> out(w);
   const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
   on_sim_ranks(w, [&](const CommPtr& comm) {
     const int r = comm->rank();
-    // Inputs: full (replicated) for reduce, the rank's piece along dim 0 otherwise.
-    const bool full = fn == 1 || fn == 2;
+    // Inputs: full (replicated) for reduce and shard, the rank's piece along dim 0 otherwise.
+    const bool full = fn == 1 || fn == 2 || fn == 5;
     at::Tensor x = make_data({full ? total : sizes[r], width}, dtype, seed + r);
     if (on_gpu) x = cu(x);
-    x.requires_grad_(true);
     at::Tensor y;
     switch (fn) {
       case 0:
@@ -135,22 +143,23 @@ PrimitiveRun run_primitive(int fn, int w, const std::vector<int64_t>& sizes, int
       case 3:
         y = sync_tensor(x, 0, sizes, comm, true);
         break;
-      default:
+      case 4:
         y = all_to_all_transpose(x, 1, balanced_sizes(width, w), 0, sizes, comm);
+        break;
+      default:
+        y = shard_tensor(x, 0, sizes, comm);
     }
-    const at::Tensor up = make_data(y.sizes().vec(), dtype, seed + 100 + r);
-    y.backward(on_gpu ? cu(up) : up);
-    run.out[r] = y.detach().cpu();
-    run.grad[r] = x.grad().cpu();
+    if (on_gpu) RC_ASSERT(y.device().type() == parity_device());
+    out[r] = y.cpu();
   });
-  return run;
+  return out;
 }
 
-TEST(CudaSim, PrimitivesOnSimulatedRanksMatchCpu) {
+TEST(CudaSim, PrimitiveForwardsOnSimulatedRanksMatchCpu) {
   GRAPHSHARD_REQUIRE_CUDA();
   check_property("primitives on CUDA sim ranks == on CPU sim ranks", [] {
     const int w = *rc::gen::inRange(1, 9);
-    const int fn = *rc::gen::inRange(0, 5);
+    const int fn = *rc::gen::inRange(0, 6);
     const auto sizes = *gen_shard_sizes(w);
     const int64_t width = *rc::gen::inRange<int64_t>(1, 6);
     const auto dtype = (*gen_float_dtype()).type;
@@ -159,8 +168,58 @@ TEST(CudaSim, PrimitivesOnSimulatedRanksMatchCpu) {
     const auto got = run_primitive(fn, w, sizes, width, dtype, seed, true);
     for (int r = 0; r < w; ++r) {
       // Small-integer data: every sum is exact, so even reductions agree bitwise.
-      expect_equal(got.out[r], want.out[r], "forward, rank " + std::to_string(r));
-      expect_equal(got.grad[r], want.grad[r], "gradient, rank " + std::to_string(r));
+      expect_equal(got[r], want[r],
+                   "function " + std::to_string(fn) + ", rank " + std::to_string(r));
+    }
+  });
+}
+
+// shard_graph_to_local and one message-passing step (sources summed into their destinations,
+// gathered) on W simulated ranks, forward only (see above): sources sharded, destinations and
+// edges not. Float64 small integers: sums are exact in any order (CUDA's index_add is atomic).
+struct LayerRun {
+  std::vector<at::Tensor> edge_index, x_src, out;  // per rank
+};
+
+LayerRun run_layer(const GraphSpec& g, int w, bool on_gpu) {
+  LayerRun run;
+  for (auto* v : {&run.edge_index, &run.x_src, &run.out}) v->resize(w);
+  const at::Tensor ei_cpu = make_edge_index(g);
+  on_sim_ranks(w, [&](const CommPtr& comm) {
+    const int r = comm->rank();
+    auto dev = [&](const at::Tensor& t) { return on_gpu ? cu(t) : t; };
+    const at::Tensor ei = dev(ei_cpu);
+    const auto src_sizes = balanced_sizes(g.n_src, w);
+    const auto [lo, hi] = partition_range(src_sizes, r);
+    const at::Tensor xs =
+        dev(make_rows(g.n_src, {3}, at::kDouble, g.seed + 1).narrow(0, lo, hi - lo));
+    const at::Tensor xd = dev(make_rows(g.n_dst, {3}, at::kDouble, g.seed + 2));
+    const at::Tensor ea = dev(make_rows(ei.size(1), {3}, at::kDouble, g.seed + 3));
+    const GraphPartition p = build_graph_partition(ei, w, {g.n_src, g.n_dst});
+    const BipartiteGraphShardInfo info(ShardSizes(src_sizes), std::nullopt, std::nullopt);
+    const LocalGraph local = shard_graph_to_local(p, {xs, xd}, ea, ei, info, comm);
+    const at::Tensor msg = local.x_src.index_select(0, local.edge_index[0]) + local.edge_attr;
+    const at::Tensor y = local.x_dst.index_add(0, local.edge_index[1], msg);
+    const at::Tensor full = gather_tensor(y, 0, p.dst_splits, comm);
+    run.edge_index[r] = local.edge_index.cpu();
+    run.x_src[r] = local.x_src.cpu();
+    run.out[r] = full.cpu();
+  });
+  return run;
+}
+
+TEST(CudaSim, ShardedLayerForwardOnSimulatedRanksMatchesCpu) {
+  GRAPHSHARD_REQUIRE_CUDA();
+  check_property("shard_graph_to_local + layer on CUDA sim ranks == on CPU sim ranks", [] {
+    const auto g = *gen_graph_spec(500, 3000, 1);
+    const int w = *rc::gen::inRange(1, 9);
+    const auto want = run_layer(g, w, false);
+    const auto got = run_layer(g, w, true);
+    for (int r = 0; r < w; ++r) {
+      const std::string at = ", rank " + std::to_string(r);
+      expect_equal(got.edge_index[r], want.edge_index[r], "local edge_index" + at);
+      expect_equal(got.x_src[r], want.x_src[r], "local x_src" + at);
+      expect_equal(got.out[r], want.out[r], "gathered output" + at);
     }
   });
 }
