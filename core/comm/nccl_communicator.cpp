@@ -109,6 +109,7 @@ class NcclCommunicator : public Communicator {
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override {
     const char* op = "all_gather_v";
+    const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {send, recv});
     const auto off = offsets_of(counts);
     const auto type = nccl_type(send.scalar_type());
@@ -136,6 +137,7 @@ class NcclCommunicator : public Communicator {
 
   void do_all_reduce_sum(const at::Tensor& buffer) override {
     const char* op = "all_reduce_sum";
+    const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {buffer});
     const auto stream = current_stream();
     enqueued(op, ncclAllReduce(buffer.data_ptr(), buffer.data_ptr(), buffer.numel(),
@@ -146,6 +148,7 @@ class NcclCommunicator : public Communicator {
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts, const at::Tensor& own) override {
     const char* op = "reduce_scatter_v";
+    const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {send, recv});
     const int64_t n = counts[rank_];
     const auto type = nccl_type(send.scalar_type());
@@ -190,6 +193,7 @@ class NcclCommunicator : public Communicator {
                        const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
                        OwnPiece own) override {
     const char* op = "all_to_all_v";
+    const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {send, recv});
     const auto soff = offsets_of(send_counts), roff = offsets_of(recv_counts);
     const auto type = nccl_type(send.scalar_type());
