@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 
 namespace graphshard::detail {
@@ -46,6 +47,12 @@ inline bool all_equal(const std::vector<int64_t>& v) {
     if (x != v.front()) return false;
   }
   return true;
+}
+
+// The type sums are accumulated in (SPEC: at least float32): float32 for float16/bfloat16,
+// else t unchanged.
+inline at::ScalarType accumulation_type(at::ScalarType t) {
+  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
 }
 
 // len(sizes) == world, every entry >= 0.

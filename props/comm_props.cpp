@@ -81,6 +81,48 @@ void reduce_scatter_v_own_body(const CommPtr& comm, const CountsCase& c) {
   check_reduce_scatter_v(comm, c, true);
 }
 
+// 16-bit sums are float32 sums rounded once: at element j, rank (j + seed) % W holds `big` and
+// every other rank 1. Rounded after each addition the sum would stay at `big` (big + 1 rounds
+// back to big in float16 at 2048 and in bfloat16 at 256); accumulated in float32 it is
+// big + W - 1, then rounded.
+rc::Gen<CountsCase> gen_wide_sum_case(int w) {
+  return rc::gen::build<CountsCase>(
+      rc::gen::set(&CountsCase::dtype, rc::gen::element(DType{at::kHalf}, DType{at::kBFloat16})),
+      rc::gen::set(&CountsCase::counts, gen_sizes(w, 40)),
+      rc::gen::set(&CountsCase::seed, rc::gen::arbitrary<uint32_t>()));
+}
+
+at::Tensor wide_sum_data(const CountsCase& c, int w, int q, int64_t n) {
+  const double big = c.dtype.type == at::kHalf ? 2048 : 256;
+  at::Tensor t = at::ones({n}, at::kDouble);
+  for (int64_t j = 0; j < n; ++j) {
+    if (static_cast<int>((static_cast<uint64_t>(j) + c.seed) % w) == q) t[j] = big;
+  }
+  return t.to(c.dtype.type);
+}
+
+at::Tensor wide_sum_expected(const CountsCase& c, int w, int64_t n) {
+  const double big = c.dtype.type == at::kHalf ? 2048 : 256;
+  return at::full({n}, big + (w - 1), at::kDouble).to(c.dtype.type);
+}
+
+void all_reduce_sum_16bit_body(const CommPtr& comm, const CountsCase& c) {
+  const int w = comm->size(), r = comm->rank();
+  at::Tensor mine = wide_sum_data(c, w, r, c.counts[0]);
+  comm->all_reduce_sum(mine);
+  expect_equal(mine, wide_sum_expected(c, w, c.counts[0]),
+               "16-bit all_reduce_sum on rank " + std::to_string(r));
+}
+
+void reduce_scatter_v_16bit_body(const CommPtr& comm, const CountsCase& c) {
+  const int w = comm->size(), r = comm->rank();
+  const auto [lo, hi] = partition_range(c.counts, r);
+  at::Tensor recv = at::full({hi - lo}, 7, at::TensorOptions().dtype(c.dtype.type));
+  comm->reduce_scatter_v(wide_sum_data(c, w, r, total(c.counts)), recv, c.counts);
+  expect_equal(recv, wide_sum_expected(c, w, hi - lo),
+               "16-bit reduce_scatter_v on rank " + std::to_string(r));
+}
+
 // All-to-all: rank p sends counts[(p * 7 + q) % W] + p elements to rank q (a full, uneven
 // matrix derived from the case, so every rank knows every pair).
 int64_t a2a_count(const CountsCase& c, int p, int q) {
@@ -117,6 +159,10 @@ GRAPHSHARD_PROPERTY(Communicator, ReduceScatterVMatchesSumThenPiece, gen_counts_
                     reduce_scatter_v_body);
 GRAPHSHARD_PROPERTY(Communicator, ReduceScatterVReadsOwnInsteadOfSendPiece, gen_counts_case,
                     reduce_scatter_v_own_body);
+GRAPHSHARD_PROPERTY(Communicator, AllReduceSumOf16BitFloatsAccumulatesInFloat32, gen_wide_sum_case,
+                    all_reduce_sum_16bit_body);
+GRAPHSHARD_PROPERTY(Communicator, ReduceScatterVOf16BitFloatsAccumulatesInFloat32,
+                    gen_wide_sum_case, reduce_scatter_v_16bit_body);
 GRAPHSHARD_PROPERTY(Communicator, AllToAllVMatchesTranspose, gen_counts_case, all_to_all_v_body);
 
 }  // namespace graphshard::props

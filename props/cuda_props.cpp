@@ -117,37 +117,65 @@ TEST(CudaGraph, DropUnconnectedAndChunksMatchCpuBitwise) {
 // CUDA backward node of a process on one device thread, so the W ranks' backward collectives
 // would wait for each other on that one thread. Each backward is itself one of these forwards
 // (SPEC section 1: split, gather, reduce, the swapped transpose), and those are compared.
-// One primitive on W simulated ranks, per rank: the same case with CPU or CUDA tensors.
-std::vector<at::Tensor> run_primitive(int fn, int w, const std::vector<int64_t>& sizes,
-                                      int64_t width, at::ScalarType dtype, uint64_t seed,
-                                      bool on_gpu) {
-  std::vector<at::Tensor> out(w);
-  const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
-  on_sim_ranks(w, [&](const CommPtr& comm) {
+// One primitive on W simulated ranks: 3-D tensors cut along any dim (the CUDA pack and unpack
+// kernels move pieces along non-leading dims), row-major or strided (ATen's copies then).
+struct PrimitiveCase {
+  int fn = 0, w = 1;
+  int64_t d = 0, dc = 0;       // the cut dim; all_to_all's concat dim (split along d)
+  std::vector<int64_t> sizes;  // pieces along d (along dc for all_to_all)
+  std::vector<int64_t> shape;  // the full tensor
+  at::ScalarType dtype = at::kFloat;
+  bool strided = false;
+  uint64_t seed = 0;
+};
+
+rc::Gen<PrimitiveCase> gen_primitive_case() {
+  return rc::gen::exec([] {
+    PrimitiveCase c;
+    c.w = *rc::gen::inRange(1, 9);
+    c.fn = *rc::gen::inRange(0, 6);
+    c.sizes = *gen_shard_sizes(c.w);
+    c.shape = *gen_shape(3);
+    c.d = *rc::gen::inRange<int64_t>(0, 3);
+    c.dc = (c.d + *rc::gen::inRange<int64_t>(1, 3)) % 3;
+    c.shape[c.fn == 4 ? c.dc : c.d] = std::accumulate(c.sizes.begin(), c.sizes.end(), int64_t{0});
+    c.dtype = (*gen_dtype()).type;
+    c.strided = *rc::gen::weightedElement<bool>({{3, false}, {1, true}});
+    c.seed = *rc::gen::arbitrary<uint64_t>();
+    return c;
+  });
+}
+
+std::vector<at::Tensor> run_primitive(const PrimitiveCase& c, bool on_gpu) {
+  std::vector<at::Tensor> out(c.w);
+  on_sim_ranks(c.w, [&](const CommPtr& comm) {
     const int r = comm->rank();
-    // Inputs: full (replicated) for reduce and shard, the rank's piece along dim 0 otherwise.
-    const bool full = fn == 1 || fn == 2 || fn == 5;
-    at::Tensor x = make_data({full ? total : sizes[r], width}, dtype, seed + r);
+    // Inputs: full (replicated) for reduce and shard, the rank's piece otherwise.
+    const bool full = c.fn == 1 || c.fn == 2 || c.fn == 5;
+    auto shape = c.shape;
+    if (!full) shape[c.fn == 4 ? c.dc : c.d] = c.sizes[r];
+    at::Tensor x =
+        make_data_as(shape, c.dtype, c.seed + r, at::MemoryFormat::Contiguous, c.strided);
     if (on_gpu) x = cu(x);
     at::Tensor y;
-    switch (fn) {
+    switch (c.fn) {
       case 0:
-        y = gather_tensor(x, 0, sizes, comm);
+        y = gather_tensor(x, c.d, c.sizes, comm);
         break;
       case 1:
         y = reduce_tensor(x, comm);
         break;
       case 2:
-        y = reduce_shard_tensor(x, 0, sizes, comm);
+        y = reduce_shard_tensor(x, c.d, c.sizes, comm);
         break;
       case 3:
-        y = sync_tensor(x, 0, sizes, comm, true);
+        y = sync_tensor(x, c.d, c.sizes, comm, true);
         break;
       case 4:
-        y = all_to_all_transpose(x, 1, balanced_sizes(width, w), 0, sizes, comm);
+        y = all_to_all_transpose(x, c.d, balanced_sizes(c.shape[c.d], c.w), c.dc, c.sizes, comm);
         break;
       default:
-        y = shard_tensor(x, 0, sizes, comm);
+        y = shard_tensor(x, c.d, c.sizes, comm);
     }
     if (on_gpu) RC_ASSERT(y.device().type() == parity_device());
     out[r] = y.cpu();
@@ -158,18 +186,15 @@ std::vector<at::Tensor> run_primitive(int fn, int w, const std::vector<int64_t>&
 TEST(CudaSim, PrimitiveForwardsOnSimulatedRanksMatchCpu) {
   GRAPHSHARD_REQUIRE_CUDA();
   check_property("primitives on CUDA sim ranks == on CPU sim ranks", [] {
-    const int w = *rc::gen::inRange(1, 9);
-    const int fn = *rc::gen::inRange(0, 6);
-    const auto sizes = *gen_shard_sizes(w);
-    const int64_t width = *rc::gen::inRange<int64_t>(1, 6);
-    const auto dtype = (*gen_float_dtype()).type;
-    const uint64_t seed = *rc::gen::arbitrary<uint64_t>();
-    const auto want = run_primitive(fn, w, sizes, width, dtype, seed, false);
-    const auto got = run_primitive(fn, w, sizes, width, dtype, seed, true);
-    for (int r = 0; r < w; ++r) {
+    const auto c = *gen_primitive_case();
+    const auto want = run_primitive(c, false);
+    const auto got = run_primitive(c, true);
+    for (int r = 0; r < c.w; ++r) {
       // Small-integer data: every sum is exact, so even reductions agree bitwise.
       expect_equal(got[r], want[r],
-                   "function " + std::to_string(fn) + ", rank " + std::to_string(r));
+                   "function " + std::to_string(c.fn) + " dim " + std::to_string(c.d) +
+                       (c.fn == 4 ? " concat dim " + std::to_string(c.dc) : "") + " dtype " +
+                       std::string(c10::toString(c.dtype)) + ", rank " + std::to_string(r));
     }
   });
 }

@@ -133,6 +133,13 @@ void Communicator::all_reduce_sum(const at::Tensor& buffer) {
   if (checked_mode()) {
     check_agreement(describe("all_reduce_sum", buffer, {buffer.numel()}), buffer.device());
   }
+  const at::ScalarType acc = detail::accumulation_type(buffer.scalar_type());
+  if (acc != buffer.scalar_type()) {  // every engine sums 16-bit floats in float32
+    at::Tensor wide = buffer.to(acc);
+    do_all_reduce_sum(wide);
+    buffer.copy_(wide);
+    return;
+  }
   do_all_reduce_sum(buffer);
 }
 
@@ -144,6 +151,13 @@ void Communicator::reduce_scatter_v(const at::Tensor& send, const at::Tensor& re
   check_buffer(fn, "recv", recv, send, counts[rank()], rank());
   if (own.defined()) check_like(fn, "own", own, send, counts[rank()], rank());
   if (checked_mode()) check_agreement(describe("reduce_scatter_v", send, counts), send.device());
+  const at::ScalarType acc = detail::accumulation_type(send.scalar_type());
+  if (acc != send.scalar_type()) {  // every engine sums 16-bit floats in float32
+    at::Tensor wide = at::empty_like(recv, recv.options().dtype(acc));
+    do_reduce_scatter_v(send.to(acc), wide, counts, own.defined() ? own.to(acc) : own);
+    recv.copy_(wide);
+    return;
+  }
   do_reduce_scatter_v(send, recv, counts, own);
 }
 

@@ -9,15 +9,10 @@
 #include <cub/cub.cuh>
 
 #include "kernels.h"
+#include "launch.h"
 
 namespace graphshard::cuda_kernels {
 namespace {
-
-constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t n) {
-  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535));
-}
 
 // Bits needed to represent every value in [0, bound): the radix sort's end_bit.
 int bits_for(int64_t bound) {

@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "kernels.h"
+#include "launch.h"
 
 namespace graphshard::cuda_kernels {
 namespace {
@@ -27,18 +28,17 @@ __global__ void is_non_decreasing_kernel_impl(const T* __restrict__ v, int64_t n
 bool is_non_decreasing(const at::Tensor& values) {
   TORCH_CHECK_VALUE(values.is_cuda() && values.dim() == 1,
                     "graphshard::cuda_kernels::is_non_decreasing: values: expected a 1-D CUDA "
-                    "tensor, got ", values.device(), " with ", values.dim(), " dims");
+                    "tensor, got ",
+                    values.device(), " with ", values.dim(), " dims");
   const int64_t n = values.numel();
   if (n < 2) return true;
   const c10::cuda::CUDAGuard guard(values.device());
   const at::Tensor v = values.contiguous();
   at::Tensor flag = at::zeros({1}, v.options().dtype(at::kInt));
   const auto stream = at::cuda::getCurrentCUDAStream();
-  const int threads = 256;
-  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
   AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "is_non_decreasing", [&] {
-    is_non_decreasing_kernel_impl<index_t><<<blocks, threads, 0, stream>>>(
-        v.data_ptr<index_t>(), n, flag.data_ptr<int>());
+    is_non_decreasing_kernel_impl<index_t>
+        <<<blocks_for(n), kThreads, 0, stream>>>(v.data_ptr<index_t>(), n, flag.data_ptr<int>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return flag.item<int>() == 0;  // host synchronisation: the caller needs a host bool

@@ -7,6 +7,9 @@
 
 #include "../check.h"
 #include "graphshard/shapes.h"
+#ifdef GRAPHSHARD_WITH_CUDA
+#include "../cuda/kernels.h"
+#endif
 
 namespace graphshard::detail {
 namespace {
@@ -51,6 +54,12 @@ at::Tensor pack(const at::Tensor& x, int64_t d, const std::vector<int64_t>& size
     buf.view(x.sizes()).copy_(x);
     return buf;
   }
+#ifdef GRAPHSHARD_WITH_CUDA
+  if (cuda_kernels::moves_pieces(x, buf, sizes.size(), true)) {  // all pieces in one launch
+    cuda_kernels::pack_pieces(x, buf, d, sizes, skip);
+    return buf;
+  }
+#endif
   const int64_t inner = numel_except(x.sizes(), d);
   int64_t at_buf = 0, at_dim = 0;
   for (int q = 0; q < static_cast<int>(sizes.size()); ++q) {
@@ -70,6 +79,12 @@ at::Tensor pack(const at::Tensor& x, int64_t d, const std::vector<int64_t>& size
 // piece `skip` is not touched.
 void unpack(const at::Tensor& buf, const at::Tensor& out, int64_t d,
             const std::vector<int64_t>& sizes, int skip) {
+#ifdef GRAPHSHARD_WITH_CUDA
+  if (cuda_kernels::moves_pieces(out, buf, sizes.size(), false)) {  // all pieces in one launch
+    cuda_kernels::unpack_pieces(buf, out, d, sizes, skip);
+    return;
+  }
+#endif
   const int64_t inner = numel_except(out.sizes(), d);
   int64_t at_buf = 0, at_dim = 0;
   for (int q = 0; q < static_cast<int>(sizes.size()); ++q) {
@@ -118,10 +133,6 @@ std::string dim_sizes(const char* name, int64_t d, const std::vector<int64_t>& s
 }
 
 }  // namespace
-
-at::ScalarType accumulation_type(at::ScalarType t) {
-  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
-}
 
 at::Tensor split_piece(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
                        int rank) {

@@ -57,7 +57,4 @@ at::Tensor reduce_scatter_pieces(const at::Tensor& x, int64_t d, const std::vect
 at::Tensor all_to_all_pieces(const at::Tensor& x, int64_t ds, const std::vector<int64_t>& ssizes,
                              int64_t dc, const std::vector<int64_t>& csizes, Communicator& comm);
 
-// float32 for float16/bfloat16, else t unchanged.
-at::ScalarType accumulation_type(at::ScalarType t);
-
 }  // namespace graphshard::detail

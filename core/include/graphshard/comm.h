@@ -73,6 +73,9 @@ class Communicator {
   // recv = concat over q of (rank q's send); counts[q] = rank q's send length.
   void all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                     const std::vector<int64_t>& counts, OwnPiece own = OwnPiece::kCopy);
+  // The two sums below add float16/bfloat16 in float32 and round once, on every engine
+  // (SPEC: accumulation at least float32); a copy of the buffers in float32 is what crosses
+  // the wire. Why: W - 1 roundings in a 10- or 7-bit mantissa lose about log2(W) bits.
   // buffer = elementwise sum over ranks of buffer, in place.
   void all_reduce_sum(const at::Tensor& buffer);
   // recv = sum over q of piece r of rank q's send, pieces cut by counts (same on all ranks),
