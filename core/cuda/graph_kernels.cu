@@ -8,6 +8,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cub/cub.cuh>
 
+#include <limits>
+#include <type_traits>
+
 #include "kernels.h"
 #include "launch.h"
 
@@ -35,16 +38,37 @@ void cub_check(cudaError_t e, const char* what) {
 // key = the part of balanced(n, parts) the value lies in (the CPU KeyOf with blocks > 0).
 template <typename T>
 __global__ void part_key_kernel_impl(const T* __restrict__ v, int64_t n, int64_t big, int64_t small,
-                                     int64_t cut, int32_t* __restrict__ key) {
+                                     int64_t cut, uint32_t* __restrict__ key) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     const int64_t x = static_cast<int64_t>(v[i]);
-    key[i] = static_cast<int32_t>(x < cut ? x / big : cut / big + (x - cut) / small);
+    key[i] = static_cast<uint32_t>(x < cut ? x / big : cut / big + (x - cut) / small);
   }
 }
 
-__global__ void count_keys_kernel_impl(const int32_t* __restrict__ key, int64_t n,
+// The values themselves as 32-bit keys (all lie in [0, 2^32)): a private copy the sort may
+// overwrite, half as wide as int64 ids, so each radix pass moves half the key bytes.
+template <typename T>
+__global__ void narrow_keys_kernel_impl(const T* __restrict__ v, int64_t n,
+                                        uint32_t* __restrict__ key) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    key[i] = static_cast<uint32_t>(v[i]);
+  }
+}
+
+template <typename V>
+__global__ void iota_kernel_impl(V* __restrict__ out, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    out[i] = static_cast<V>(i);
+  }
+}
+
+__global__ void count_keys_kernel_impl(const uint32_t* __restrict__ key, int64_t n,
                                        unsigned long long* __restrict__ counts) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -53,24 +77,46 @@ __global__ void count_keys_kernel_impl(const int32_t* __restrict__ key, int64_t 
   }
 }
 
-template <typename K>
-at::Tensor radix_sort_perm(const at::Tensor& keys, int end_bit) {
+// The stable order of `keys` (n > 0 of them, consumed: the sort overwrites them) as an int64
+// permutation. Keys and indices ping-pong between two buffers each (cub::DoubleBuffer), so
+// cub's own storage stays small; indices are int32 when n allows (V), widened at the end.
+// Peak beyond the input: 2 key and 2 index buffers, or after the sort the int64 result.
+template <typename K, typename V>
+at::Tensor radix_sort_perm(at::Tensor keys, int end_bit) {
   const int64_t n = keys.numel();
   const auto stream = at::cuda::getCurrentCUDAStream();
-  const at::Tensor iota = at::arange(n, keys.options().dtype(at::kLong));
-  at::Tensor perm = at::empty({n}, keys.options().dtype(at::kLong));
-  at::Tensor sorted_keys = at::empty_like(keys);
+  const auto index_type = std::is_same_v<V, int32_t> ? at::kInt : at::kLong;
+  at::Tensor alt_keys = at::empty_like(keys);
+  at::Tensor values = at::empty({n}, keys.options().dtype(index_type));
+  at::Tensor alt_values = at::empty_like(values);
+  iota_kernel_impl<V><<<blocks_for(n), kThreads, 0, stream>>>(values.data_ptr<V>(), n);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  cub::DoubleBuffer<K> key_buf(static_cast<K*>(keys.data_ptr()),
+                               static_cast<K*>(alt_keys.data_ptr()));
+  cub::DoubleBuffer<V> value_buf(values.data_ptr<V>(), alt_values.data_ptr<V>());
   size_t bytes = 0;
-  cub_check(cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys.data_ptr<K>(),
-                                            sorted_keys.data_ptr<K>(), iota.data_ptr<int64_t>(),
-                                            perm.data_ptr<int64_t>(), n, 0, end_bit, stream),
-            "DeviceRadixSort::SortPairs (size query)");
+  cub_check(
+      cub::DeviceRadixSort::SortPairs(nullptr, bytes, key_buf, value_buf, n, 0, end_bit, stream),
+      "DeviceRadixSort::SortPairs (size query)");
   at::Tensor storage = cub_storage(bytes, keys.device());
-  cub_check(cub::DeviceRadixSort::SortPairs(storage.data_ptr(), bytes, keys.data_ptr<K>(),
-                                            sorted_keys.data_ptr<K>(), iota.data_ptr<int64_t>(),
-                                            perm.data_ptr<int64_t>(), n, 0, end_bit, stream),
+  cub_check(cub::DeviceRadixSort::SortPairs(storage.data_ptr(), bytes, key_buf, value_buf, n, 0,
+                                            end_bit, stream),
             "DeviceRadixSort::SortPairs");
-  return perm;
+  const bool in_first = value_buf.Current() == values.data_ptr<V>();
+  const at::Tensor sorted = in_first ? values : alt_values;
+  // Freed (stream-ordered, back to the caching allocator) before the result is allocated.
+  keys = alt_keys = storage = at::Tensor();
+  values = alt_values = at::Tensor();
+  return std::is_same_v<V, int64_t> ? sorted : sorted.to(at::kLong);
+}
+
+// int32 indices while n fits them (every realistic edge count), int64 beyond.
+template <typename K>
+at::Tensor sort_keys_perm(at::Tensor keys, int end_bit) {
+  if (keys.numel() <= std::numeric_limits<int32_t>::max()) {
+    return radix_sort_perm<K, int32_t>(std::move(keys), end_bit);
+  }
+  return radix_sort_perm<K, int64_t>(std::move(keys), end_bit);
 }
 
 template <typename T>
@@ -121,26 +167,31 @@ at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blo
   const c10::cuda::CUDAGuard guard(row.device());
   const at::Tensor v = row.contiguous();
   const int64_t n = v.numel();
-  if (blocks == 0) {
-    if (n == 0) return at::empty({0}, v.options().dtype(at::kLong));
-    return AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "stable_sort_perm",
-                                   [&] { return radix_sort_perm<index_t>(v, bits_for(num_keys)); });
-  }
   const auto stream = at::cuda::getCurrentCUDAStream();
-  at::Tensor keys = at::empty({n}, v.options().dtype(at::kInt));
-  const int64_t small = num_keys / blocks, big = small + 1, cut = (num_keys % blocks) * big;
-  if (n > 0) {
+  // 32-bit keys: block numbers always (blocks <= n + 1 fits), ids when they fit.
+  const bool narrow = blocks > 0 || num_keys <= (int64_t{1} << 32);
+  at::Tensor keys =
+      narrow ? at::empty({n}, v.options().dtype(at::kInt)) : v.to(at::kLong, false, true);
+  auto* key32 = narrow ? static_cast<uint32_t*>(keys.data_ptr()) : nullptr;
+  if (blocks > 0 && n > 0) {
+    const int64_t small = num_keys / blocks, big = small + 1, cut = (num_keys % blocks) * big;
     AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "part_key", [&] {
       part_key_kernel_impl<index_t><<<blocks_for(n), kThreads, 0, stream>>>(
-          v.data_ptr<index_t>(), n, big, std::max<int64_t>(small, 1), cut, keys.data_ptr<int>());
+          v.data_ptr<index_t>(), n, big, std::max<int64_t>(small, 1), cut, key32);
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  } else if (narrow && n > 0) {
+    AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "narrow_keys", [&] {
+      narrow_keys_kernel_impl<index_t>
+          <<<blocks_for(n), kThreads, 0, stream>>>(v.data_ptr<index_t>(), n, key32);
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  if (key_counts) {
+  if (blocks > 0 && key_counts) {
     at::Tensor counts = at::zeros({blocks}, v.options().dtype(at::kLong));
     if (n > 0) {
       count_keys_kernel_impl<<<blocks_for(n), kThreads, 0, stream>>>(
-          keys.data_ptr<int>(), n, reinterpret_cast<unsigned long long*>(counts.data_ptr()));
+          key32, n, reinterpret_cast<unsigned long long*>(counts.data_ptr()));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     // Host synchronisation: the caller needs the block sizes on the host (shard sizes).
@@ -148,7 +199,9 @@ at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blo
     key_counts->assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + blocks);
   }
   if (n == 0) return at::empty({0}, v.options().dtype(at::kLong));
-  return radix_sort_perm<int32_t>(keys, bits_for(blocks));
+  const int end_bit = bits_for(blocks > 0 ? blocks : num_keys);
+  if (narrow) return sort_keys_perm<uint32_t>(std::move(keys), end_bit);
+  return sort_keys_perm<int64_t>(std::move(keys), end_bit);
 }
 
 cpu::UsedIds used_ids(const at::Tensor& row, int64_t n) {
