@@ -37,17 +37,21 @@ RC_GTEST_PROP(PieceLayout, MapsEveryMovedUnitToItsPlaceInTheFullTensor, ()) {
   auto sizes = *gen_shard_sizes(w);
   shape[d] = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
   const int skip = *rc::gen::inRange(-1, w);
-  // int16 elements moved as words of 2, 4, 8 or 16 bytes where the rows allow it.
-  const int64_t elem = 2;
-  int64_t after_bytes = elem;
-  for (int64_t i = d + 1; i < dims; ++i) after_bytes *= shape[i];
-  const int64_t unit = detail::unit_bytes_for(after_bytes, 0, 0);
-  RC_ASSERT(unit >= 2);
-  RC_ASSERT(after_bytes % unit == 0);
-  RC_ASSERT(unit == 16 || after_bytes % (2 * unit) != 0);  // the widest that divides
+  // Elements of 1, 2, 4 or 8 bytes, moved as words of up to 16 where the rows allow it.
+  const auto type = *rc::gen::element(at::kByte, at::kShort, at::kInt, at::kLong);
+  const int64_t elem = c10::elementSize(type);
+  int64_t g = 0;
+  for (int64_t s : sizes) g = std::gcd(g, s);
+  const int64_t span = detail::bytes_per_position(shape, d, elem) * g;
+  const int64_t unit = detail::unit_bytes_for(shape, d, sizes, elem, 0, 0);
+  RC_ASSERT(unit >= elem);
+  RC_TAG(unit);
+  RC_ASSERT(span % unit == 0);
+  RC_ASSERT(unit == 16 || span % (2 * unit) != 0);  // the widest that divides
   const int64_t per_unit = unit / elem;
 
-  const at::Tensor x = at::arange(c10::multiply_integers(shape), at::kShort).view(shape);
+  // Each element's own index stands for it: the comparison is of places, whatever the dtype.
+  const at::Tensor x = at::arange(c10::multiply_integers(shape), at::kLong).view(shape);
   const at::Tensor want = packed_by_aten(x, d, sizes).view({-1, per_unit});
   const at::Tensor full = x.reshape({-1, per_unit});
   const PieceLayout layout = detail::piece_layout(shape, d, sizes, skip, elem, unit);
@@ -73,11 +77,14 @@ RC_GTEST_PROP(PieceLayout, MapsEveryMovedUnitToItsPlaceInTheFullTensor, ()) {
 }
 
 TEST(PieceLayout, MovesTheWidestWordThatDividesTheRowsAndBothAddresses) {
-  EXPECT_EQ(detail::unit_bytes_for(64, 0, 256), 16);
-  EXPECT_EQ(detail::unit_bytes_for(24, 0, 0), 8);
-  EXPECT_EQ(detail::unit_bytes_for(64, 4, 0), 4);
-  EXPECT_EQ(detail::unit_bytes_for(64, 0, 2), 2);
-  EXPECT_EQ(detail::unit_bytes_for(3, 0, 0), 1);
+  // float [4, 16] cut along dim 1 into 4, 4, 8: rows of 16, 16 and 32 bytes.
+  EXPECT_EQ(detail::unit_bytes_for({4, 16}, 1, {4, 4, 8}, 4, 0, 256), 16);
+  EXPECT_EQ(detail::unit_bytes_for({4, 16}, 1, {4, 4, 8}, 4, 4, 0), 4);  // address
+  EXPECT_EQ(detail::unit_bytes_for({4, 16}, 1, {4, 4, 8}, 4, 0, 2), 2);  // address
+  EXPECT_EQ(detail::unit_bytes_for({4, 16}, 1, {4, 4, 8}, 1, 0, 0), 4);  // bytes, not floats
+  EXPECT_EQ(detail::unit_bytes_for({4, 6}, 1, {2, 4}, 4, 0, 0), 8);      // gcd 2
+  EXPECT_EQ(detail::unit_bytes_for({4, 6, 3}, 1, {2, 4}, 4, 0, 0), 8);   // 24-byte rows
+  EXPECT_EQ(detail::unit_bytes_for({3}, 0, {3}, 1, 0, 0), 1);
   // A piece of length zero shares its start with the next: the next holds the unit.
   const PieceLayout l = detail::piece_layout({2, 3}, 1, {1, 0, 2}, -1, 4, 4);
   // Packed: piece 0 = x[0, 0], x[1, 0]; piece 2 = x[0, 1:3], x[1, 1:3].

@@ -1,8 +1,8 @@
 // Pack and unpack of the primitives' pieces in one launch: every moved element is one thread's
 // work in a grid-stride loop over the packed buffer, which is read or written in order, while
 // the full tensor is touched row by row (piece_layout.h). Rows move as the widest word that
-// divides them and both addresses, so a same-dtype pack of rows of 16-byte multiples moves
-// 16 bytes per thread and iteration.
+// divides them and both addresses: a same-dtype pack of rows of 16-byte multiples moves 16
+// bytes per thread and iteration.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -48,12 +48,11 @@ template <bool kToPacked>
 void move_bytes(const at::Tensor& full, const at::Tensor& packed, int64_t d,
                 const std::vector<int64_t>& sizes, int skip) {
   const int64_t elem = full.element_size();
-  int64_t after_bytes = elem;
-  for (int64_t i = d + 1; i < full.dim(); ++i) after_bytes *= full.size(i);
+  const auto shape = full.sizes().vec();
   const int64_t unit =
-      detail::unit_bytes_for(after_bytes, reinterpret_cast<uintptr_t>(full.data_ptr()),
+      detail::unit_bytes_for(shape, d, sizes, elem, reinterpret_cast<uintptr_t>(full.data_ptr()),
                              reinterpret_cast<uintptr_t>(packed.data_ptr()));
-  const PieceLayout layout = detail::piece_layout(full.sizes().vec(), d, sizes, skip, elem, unit);
+  const PieceLayout layout = detail::piece_layout(shape, d, sizes, skip, elem, unit);
   const void* src = kToPacked ? full.data_ptr() : packed.data_ptr();
   void* dst = kToPacked ? packed.data_ptr() : full.data_ptr();
   switch (unit) {
