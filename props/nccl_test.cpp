@@ -96,7 +96,16 @@ TEST(NcclEngine, InitialisationWithAMissingRankTimesOut) {
   } catch (const CommTimeout& e) {
     EXPECT_EQ(e.op(), "init");
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  // Rank 1 without rank 0: the unique id never reaches the store.
+  try {
+    make_nccl_communicator(c10::make_intrusive<c10d::HashStore>(), 1, 2, 0,
+                           std::chrono::milliseconds(3000));
+    FAIL() << "rank 1 initialised without rank 0's unique id";
+  } catch (const CommTimeout& e) {
+    EXPECT_EQ(e.op(), "init");
+    EXPECT_EQ(e.peers(), std::vector<int>{0});
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -48,6 +49,12 @@ ncclDataType_t nccl_type(at::ScalarType t) {
   }
 }
 
+// A sum of bools is their logical or, as in ATen (and so on the other engines); NCCL would
+// add them as bytes.
+ncclRedOp_t sum_op(const at::Tensor& t) {
+  return t.scalar_type() == at::kBool ? ncclMax : ncclSum;
+}
+
 char* bytes_at(const at::Tensor& t, int64_t element) {
   return static_cast<char*>(t.data_ptr()) + element * t.element_size();
 }
@@ -61,11 +68,21 @@ class NcclCommunicator : public Communicator {
     const std::string key = "graphshard/nccl/" + std::to_string(created++);
     ncclUniqueId id;
     if (rank == 0) {
-      nccl_call("init", ncclGetUniqueId(&id));
+      const ncclResult_t r = ncclGetUniqueId(&id);
+      TORCH_CHECK(r == ncclSuccess, "graphshard::nccl init on rank 0: ncclGetUniqueId failed: ",
+                  ncclGetErrorString(r));
       const auto* p = reinterpret_cast<const uint8_t*>(&id);
       store->set(key, std::vector<uint8_t>(p, p + sizeof(id)));
     } else {
-      const std::vector<uint8_t> v = store->get(key);  // waits up to the store's timeout
+      try {
+        store->wait({key}, timeout);  // bounded by our timeout, not the store's
+      } catch (const std::exception& e) {
+        throw CommTimeout("init", rank, {0},
+                          "graphshard::nccl init on rank " + std::to_string(rank) +
+                              ": rank 0's unique id did not reach the store within " +
+                              std::to_string(timeout.count()) + " ms (" + e.what() + ")");
+      }
+      const std::vector<uint8_t> v = store->get(key);
       TORCH_CHECK(v.size() == sizeof(id), "graphshard::nccl init on rank ", rank,
                   ": the store's unique id has ", v.size(), " bytes, expected ", sizeof(id));
       std::memcpy(&id, v.data(), sizeof(id));
@@ -73,8 +90,9 @@ class NcclCommunicator : public Communicator {
     const c10::cuda::CUDAGuard guard(device_);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;  // every call returns at once, so a lost peer cannot block the host
-    nccl_call("init", ncclCommInitRankConfig(&comm_, size, id, rank, &config));
-    settle("init");
+    const ncclResult_t r = ncclCommInitRankConfig(&comm_, size, id, rank, &config);
+    if (r != ncclSuccess && r != ncclInProgress) comm_ = nullptr;  // nothing to abort
+    enqueued("init", r);
     watchdog_ = std::thread([this] { watch(); });
   }
 
@@ -84,19 +102,18 @@ class NcclCommunicator : public Communicator {
       stop_ = true;
     }
     wake_.notify_all();
-    watchdog_.join();
+    watchdog_.join();  // from here on this thread alone uses comm_
     if (!comm_) return;
     try {
       if (!aborted_) {
         // Flush what was issued (bounded by the timeout), then free the communicator.
-        nccl_call("finalize", ncclCommFinalize(comm_));
-        settle("finalize");
-        ncclCommDestroy(comm_);
+        enqueued("finalize", call([&] { return ncclCommFinalize(comm_); }));
+        std::lock_guard<std::mutex> lock(comm_mu_);
+        if (!aborted_) ncclCommDestroy(comm_);
         return;
       }
-    } catch (...) {  // a destructor does not throw: abort instead
+    } catch (...) {  // a destructor does not throw: fail() has aborted the communicator
     }
-    if (!aborted_) ncclCommAbort(comm_);
   }
 
   int rank() const override { return rank_; }
@@ -114,22 +131,23 @@ class NcclCommunicator : public Communicator {
     const auto off = offsets_of(counts);
     const auto type = nccl_type(send.scalar_type());
     const auto stream = current_stream();
-    if (detail::all_equal(
-            counts)) {  // NCCL's own all-gather; in place when send is recv's own piece
-      enqueued(op,
-               ncclAllGather(send.data_ptr(), recv.data_ptr(), counts[rank_], type, comm_, stream));
+    if (detail::all_equal(counts)) {  // NCCL's own all-gather; in place when send is recv's piece
+      enqueued(op, call([&] {
+                 return ncclAllGather(send.data_ptr(), recv.data_ptr(), counts[rank_], type, comm_,
+                                      stream);
+               }));
     } else {
-      nccl_call(op, ncclGroupStart());
-      for (int q = 0; q < size_; ++q) {
-        if (q == rank_) continue;
-        if (counts[rank_] > 0) {
-          nccl_call(op, ncclSend(send.data_ptr(), counts[rank_], type, q, comm_, stream));
-        }
-        if (counts[q] > 0) {
-          nccl_call(op, ncclRecv(bytes_at(recv, off[q]), counts[q], type, q, comm_, stream));
-        }
-      }
-      enqueued(op, ncclGroupEnd());
+      enqueued(op, group([&](const Issue& issue) {
+                 for (int q = 0; q < size_; ++q) {
+                   if (q == rank_) continue;
+                   if (counts[rank_] > 0) {
+                     issue(ncclSend(send.data_ptr(), counts[rank_], type, q, comm_, stream));
+                   }
+                   if (counts[q] > 0) {
+                     issue(ncclRecv(bytes_at(recv, off[q]), counts[q], type, q, comm_, stream));
+                   }
+                 }
+               }));
       if (own == OwnPiece::kCopy) copy_async(recv, off[rank_], send, 0, counts[rank_], stream);
     }
     issued(op, stream);
@@ -140,8 +158,10 @@ class NcclCommunicator : public Communicator {
     const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {buffer});
     const auto stream = current_stream();
-    enqueued(op, ncclAllReduce(buffer.data_ptr(), buffer.data_ptr(), buffer.numel(),
-                               nccl_type(buffer.scalar_type()), ncclSum, comm_, stream));
+    enqueued(op, call([&] {
+               return ncclAllReduce(buffer.data_ptr(), buffer.data_ptr(), buffer.numel(),
+                                    nccl_type(buffer.scalar_type()), sum_op(buffer), comm_, stream);
+             }));
     issued(op, stream);
   }
 
@@ -155,8 +175,10 @@ class NcclCommunicator : public Communicator {
     const auto stream = current_stream();
     if (detail::all_equal(counts)) {  // NCCL's reduce-scatter reads every piece from send
       if (own.defined() && n > 0) send.narrow(0, rank_ * n, n).view(own.sizes()).copy_(own);
-      enqueued(
-          op, ncclReduceScatter(send.data_ptr(), recv.data_ptr(), n, type, ncclSum, comm_, stream));
+      enqueued(op, call([&] {
+                 return ncclReduceScatter(send.data_ptr(), recv.data_ptr(), n, type, sum_op(send),
+                                          comm_, stream);
+               }));
       issued(op, stream);
       return;
     }
@@ -164,15 +186,15 @@ class NcclCommunicator : public Communicator {
     // (W-1)/W of the buffer on the wire), then one sum in rank order, as the Gloo engine does.
     const auto off = offsets_of(counts);
     at::Tensor staging = at::empty({n * size_}, send.options());
-    nccl_call(op, ncclGroupStart());
-    for (int q = 0; q < size_; ++q) {
-      if (q == rank_) continue;
-      if (counts[q] > 0) {
-        nccl_call(op, ncclSend(bytes_at(send, off[q]), counts[q], type, q, comm_, stream));
-      }
-      if (n > 0) nccl_call(op, ncclRecv(bytes_at(staging, q * n), n, type, q, comm_, stream));
-    }
-    enqueued(op, ncclGroupEnd());
+    enqueued(op, group([&](const Issue& issue) {
+               for (int q = 0; q < size_; ++q) {
+                 if (q == rank_) continue;
+                 if (counts[q] > 0) {
+                   issue(ncclSend(bytes_at(send, off[q]), counts[q], type, q, comm_, stream));
+                 }
+                 if (n > 0) issue(ncclRecv(bytes_at(staging, q * n), n, type, q, comm_, stream));
+               }
+             }));
     if (n > 0) {
       const at::Tensor mine = own.defined() ? own : send.narrow(0, off[rank_], n);
       at::Tensor out = recv.view(mine.sizes());
@@ -198,17 +220,17 @@ class NcclCommunicator : public Communicator {
     const auto soff = offsets_of(send_counts), roff = offsets_of(recv_counts);
     const auto type = nccl_type(send.scalar_type());
     const auto stream = current_stream();
-    nccl_call(op, ncclGroupStart());
-    for (int q = 0; q < size_; ++q) {
-      if (q == rank_) continue;
-      if (send_counts[q] > 0) {
-        nccl_call(op, ncclSend(bytes_at(send, soff[q]), send_counts[q], type, q, comm_, stream));
-      }
-      if (recv_counts[q] > 0) {
-        nccl_call(op, ncclRecv(bytes_at(recv, roff[q]), recv_counts[q], type, q, comm_, stream));
-      }
-    }
-    enqueued(op, ncclGroupEnd());
+    enqueued(op, group([&](const Issue& issue) {
+               for (int q = 0; q < size_; ++q) {
+                 if (q == rank_) continue;
+                 if (send_counts[q] > 0) {
+                   issue(ncclSend(bytes_at(send, soff[q]), send_counts[q], type, q, comm_, stream));
+                 }
+                 if (recv_counts[q] > 0) {
+                   issue(ncclRecv(bytes_at(recv, roff[q]), recv_counts[q], type, q, comm_, stream));
+                 }
+               }
+             }));
     if (own == OwnPiece::kCopy) {
       copy_async(recv, roff[rank_], send, soff[rank_], send_counts[rank_], stream);
     }
@@ -222,8 +244,10 @@ class NcclCommunicator : public Communicator {
     at::Tensor one = at::ones({1}, at::TensorOptions().dtype(at::kInt).device(at::kCUDA, device_));
     enter(op, {one});
     const auto stream = current_stream();
-    enqueued(op,
-             ncclAllReduce(one.data_ptr(), one.data_ptr(), 1, ncclInt32, ncclSum, comm_, stream));
+    enqueued(op, call([&] {
+               return ncclAllReduce(one.data_ptr(), one.data_ptr(), 1, ncclInt32, ncclSum, comm_,
+                                    stream);
+             }));
     issued(op, stream);
     // Our own event: the watchdog destroys the ones it retires.
     cudaEvent_t done;
@@ -275,43 +299,65 @@ class NcclCommunicator : public Communicator {
                                    n * src.element_size(), cudaMemcpyDeviceToDevice, stream));
   }
 
-  // The last NCCL call of an operation (a collective, ncclGroupEnd): on a non-blocking
-  // communicator it may return ncclInProgress while the work is being enqueued, and neither the
-  // communicator nor the stream may be used until its state has settled.
-  void enqueued(const char* op, ncclResult_t r) {
-    nccl_call(op, r);
-    if (r == ncclInProgress) settle(op);
+  // Every NCCL call on comm_ is made under comm_mu_, by one thread at a time (NCCL's rule),
+  // and never after the abort, which frees the communicator. call() and group() return what
+  // NCCL said; the caller passes it to enqueued() once the lock is released, because a
+  // failure aborts under that same lock.
+  static constexpr ncclResult_t kAborted = ncclInvalidUsage;
+
+  template <typename F>
+  ncclResult_t call(F&& nccl) {
+    std::lock_guard<std::mutex> lock(comm_mu_);
+    return aborted_ ? kAborted : nccl();
   }
 
-  // Anything but success (or in progress) fails the communicator.
-  void nccl_call(const char* op, ncclResult_t r) {
-    if (r == ncclSuccess || r == ncclInProgress) return;
-    const char* last = comm_ ? ncclGetLastError(comm_) : nullptr;
-    fail(op, std::string(ncclGetErrorString(r)) + (last && *last ? std::string(": ") + last : ""),
-         false);
+  // Issue(r) records the first failing result of the calls inside a group; after one fails,
+  // the rest of the group is still issued and ended, then the failure is returned.
+  using Issue = std::function<void(ncclResult_t)>;
+
+  // One ncclGroupStart ... ncclGroupEnd. The group is always ended, even when a call inside
+  // fails: a group left open would defer every later NCCL call of this thread.
+  template <typename F>
+  ncclResult_t group(F&& calls) {
+    std::lock_guard<std::mutex> lock(comm_mu_);
+    if (aborted_) return kAborted;
+    ncclResult_t first = ncclGroupStart();
+    if (first != ncclSuccess) return first;
+    const Issue issue = [&](ncclResult_t r) {
+      if (first == ncclSuccess && r != ncclInProgress) first = r;
+    };
+    calls(issue);
+    const ncclResult_t end = ncclGroupEnd();
+    return first != ncclSuccess ? first : end;
+  }
+
+  // The result of the last NCCL call of an operation (a collective, a group, init, finalize):
+  // on a non-blocking communicator it may be ncclInProgress while the work is being
+  // enqueued, and neither the communicator nor the stream may be used until it has settled.
+  void enqueued(const char* op, ncclResult_t r) {
+    if (r == ncclInProgress) {
+      settle(op);
+    } else if (r != ncclSuccess) {
+      fail(op, ncclGetErrorString(r), false);  // after an abort: the first failure stands
+    }
     std::lock_guard<std::mutex> lock(mu_);
     raise_if_failed();
   }
 
-  // Waits (bounded by the timeout) until a non-blocking init/finalize/group has completed.
+  // Waits (bounded by the timeout) until a non-blocking init/finalize/group has completed;
+  // each poll holds comm_mu_, the sleeps do not.
   void settle(const char* op) {
     const auto deadline = Clock::now() + timeout_;
-    ncclResult_t state = ncclInProgress;
-    while (state == ncclInProgress) {
-      const ncclResult_t asked = ncclCommGetAsyncError(comm_, &state);
-      if (asked != ncclSuccess) {
-        state = asked;
-        break;
-      }
-      if (state == ncclInProgress && Clock::now() > deadline) {
-        fail(op, "did not complete", true);
-        break;
-      }
-      if (state == ncclInProgress) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    for (;;) {
+      ncclResult_t state = ncclInProgress;
+      const ncclResult_t asked = call([&] { return ncclCommGetAsyncError(comm_, &state); });
+      if (asked == kAborted) return;  // whoever aborted recorded the failure
+      if (asked != ncclSuccess) state = asked;
+      if (state == ncclSuccess) return;
+      if (state != ncclInProgress) return fail(op, ncclGetErrorString(state), false);
+      if (Clock::now() > deadline) return fail(op, "did not complete", true);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
-    if (state != ncclSuccess && state != ncclInProgress) fail(op, ncclGetErrorString(state), false);
-    std::lock_guard<std::mutex> lock(mu_);
-    raise_if_failed();
   }
 
   bool failed() {
@@ -331,16 +377,27 @@ class NcclCommunicator : public Communicator {
     wake_.notify_all();
   }
 
-  // Records the first failure and aborts the NCCL communicator, once.
+  // Records the first failure and aborts the NCCL communicator, once. Takes comm_mu_, then
+  // mu_ (the one lock order), and is never called with either held.
   void fail(const std::string& op, const std::string& what, bool timed_out) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!failure_.empty()) return;
-    failure_op_ = op;
-    timed_out_ = timed_out;
-    failure_ = "graphshard::nccl " + op + " on rank " + std::to_string(rank_) + " of " +
-               std::to_string(size_) + " failed: " + what +
-               (timed_out ? " (timeout " + std::to_string(timeout_.count()) + " ms)" : "") +
-               "; the communicator is aborted";
+    std::lock_guard<std::mutex> comm_lock(comm_mu_);
+    std::string why = what;
+    if (comm_ && !aborted_) {
+      const char* last = ncclGetLastError(comm_);
+      if (last && *last) why += std::string(": ") + last;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!failure_.empty()) return;
+      failure_op_ = op;
+      timed_out_ = timed_out;
+      failure_ = "graphshard::nccl " + op + " on rank " + std::to_string(rank_) + " of " +
+                 std::to_string(size_) + " failed: " + why +
+                 (timed_out ? " (timeout " + std::to_string(timeout_.count()) + " ms)" : "") +
+                 "; the communicator is aborted";
+    }
+    // Outside mu_: an abort can be slow, and enter(), failed() and the barrier's wait must not
+    // block behind it.
     if (comm_ && !aborted_) {
       ncclCommAbort(comm_);
       aborted_ = true;
@@ -360,7 +417,9 @@ class NcclCommunicator : public Communicator {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       wake_.wait_for(lock, std::chrono::milliseconds(20));
-      while (!in_flight_.empty() && cudaEventQuery(in_flight_.front().done) == cudaSuccess) {
+      cudaError_t done = cudaSuccess;
+      while (!in_flight_.empty() &&
+             (done = cudaEventQuery(in_flight_.front().done)) == cudaSuccess) {
         cudaEventDestroy(in_flight_.front().done);
         in_flight_.pop_front();
       }
@@ -368,8 +427,10 @@ class NcclCommunicator : public Communicator {
       const InFlight oldest = in_flight_.front();
       lock.unlock();
       ncclResult_t state = ncclSuccess;
-      ncclCommGetAsyncError(comm_, &state);
-      if (state != ncclSuccess && state != ncclInProgress) {
+      const ncclResult_t asked = call([&] { return ncclCommGetAsyncError(comm_, &state); });
+      if (done != cudaErrorNotReady) {  // a CUDA error, not a wait: say so now
+        fail(oldest.op, std::string("CUDA: ") + cudaGetErrorString(done), false);
+      } else if (asked != kAborted && state != ncclSuccess && state != ncclInProgress) {
         fail(oldest.op, ncclGetErrorString(state), false);
       } else if (Clock::now() - oldest.since > timeout_) {
         fail(oldest.op, "did not complete", true);
@@ -383,11 +444,13 @@ class NcclCommunicator : public Communicator {
   int rank_, size_, device_;
   std::chrono::milliseconds timeout_;
   ncclComm_t comm_ = nullptr;
-  std::mutex mu_;
+  std::mutex comm_mu_;  // every NCCL call on comm_; guards aborted_
+  std::mutex mu_;       // failure_, in_flight_, stop_
   std::condition_variable wake_;
   std::deque<InFlight> in_flight_;
   std::thread watchdog_;
-  bool stop_ = false, aborted_ = false, timed_out_ = false;
+  bool aborted_ = false;  // comm_mu_ held
+  bool stop_ = false, timed_out_ = false;
   std::string failure_, failure_op_;
 };
 

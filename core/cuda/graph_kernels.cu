@@ -119,8 +119,8 @@ at::Tensor sort_keys_perm(at::Tensor keys, int end_bit) {
   return radix_sort_perm<K, int64_t>(std::move(keys), end_bit);
 }
 
-template <typename T>
-__global__ void mark_kernel_impl(const T* __restrict__ v, int64_t n, int32_t* __restrict__ used) {
+template <typename T, typename M>
+__global__ void mark_kernel_impl(const T* __restrict__ v, int64_t n, M* __restrict__ used) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
@@ -130,8 +130,8 @@ __global__ void mark_kernel_impl(const T* __restrict__ v, int64_t n, int32_t* __
 
 // position[i] = number of used ids <= i (an inclusive scan of the mask): used id i is kept at
 // position[i] - 1.
-template <typename T>
-__global__ void compact_kernel_impl(const int32_t* __restrict__ used,
+template <typename T, typename M>
+__global__ void compact_kernel_impl(const M* __restrict__ used,
                                     const int64_t* __restrict__ position, int64_t n,
                                     T* __restrict__ kept) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
@@ -187,66 +187,87 @@ at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blo
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
+  at::Tensor counts;
   if (blocks > 0 && key_counts) {
-    at::Tensor counts = at::zeros({blocks}, v.options().dtype(at::kLong));
+    counts = at::zeros({blocks}, v.options().dtype(at::kLong));
     if (n > 0) {
       count_keys_kernel_impl<<<blocks_for(n), kThreads, 0, stream>>>(
           key32, n, reinterpret_cast<unsigned long long*>(counts.data_ptr()));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
-    // Host synchronisation: the caller needs the block sizes on the host (shard sizes).
+  } else if (key_counts) {
+    key_counts->clear();  // as on the CPU: no blocks, no counts
+  }
+  at::Tensor perm = at::empty({0}, v.options().dtype(at::kLong));
+  if (n > 0) {
+    const int end_bit = bits_for(blocks > 0 ? blocks : num_keys);
+    perm = narrow ? sort_keys_perm<uint32_t>(std::move(keys), end_bit)
+                  : sort_keys_perm<int64_t>(std::move(keys), end_bit);
+  }
+  if (counts.defined()) {
+    // Host synchronisation: the caller needs the block sizes on the host (shard sizes). The
+    // sort is already enqueued, so the device works on it meanwhile.
     const at::Tensor host = counts.cpu();
     key_counts->assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + blocks);
   }
-  if (n == 0) return at::empty({0}, v.options().dtype(at::kLong));
-  const int end_bit = bits_for(blocks > 0 ? blocks : num_keys);
-  if (narrow) return sort_keys_perm<uint32_t>(std::move(keys), end_bit);
-  return sort_keys_perm<int64_t>(std::move(keys), end_bit);
+  return perm;
 }
+
+namespace {
+
+// The mask is M wide: cub's scan accumulates in the input type, so int32 only while the
+// count of used ids cannot pass 2^31 - 1 (n below it), int64 beyond.
+template <typename T, typename M>
+cpu::UsedIds used_ids_impl(const at::Tensor& v, int64_t n) {
+  const int64_t e = v.numel();
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  cpu::UsedIds out;
+  at::Tensor used =
+      at::zeros({n}, v.options().dtype(std::is_same_v<M, int32_t> ? at::kInt : at::kLong));
+  at::Tensor position = at::empty({n}, v.options().dtype(at::kLong));
+  if (e > 0) {
+    mark_kernel_impl<T, M>
+        <<<blocks_for(e), kThreads, 0, stream>>>(v.data_ptr<T>(), e, used.data_ptr<M>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  int64_t count = 0;
+  if (n > 0) {
+    size_t bytes = 0;
+    cub_check(cub::DeviceScan::InclusiveSum(nullptr, bytes, used.data_ptr<M>(),
+                                            position.data_ptr<int64_t>(), n, stream),
+              "DeviceScan::InclusiveSum (size query)");
+    at::Tensor storage = cub_storage(bytes, v.device());
+    cub_check(cub::DeviceScan::InclusiveSum(storage.data_ptr(), bytes, used.data_ptr<M>(),
+                                            position.data_ptr<int64_t>(), n, stream),
+              "DeviceScan::InclusiveSum");
+    // Host synchronisation: the number of kept ids is the size of an output.
+    count = position[n - 1].item<int64_t>();
+  }
+  out.kept = at::empty({count}, v.options());
+  out.relabelled = at::empty({e}, v.options());
+  if (n > 0) {
+    compact_kernel_impl<T, M><<<blocks_for(n), kThreads, 0, stream>>>(
+        used.data_ptr<M>(), position.data_ptr<int64_t>(), n, out.kept.data_ptr<T>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  if (e > 0) {
+    relabel_kernel_impl<T><<<blocks_for(e), kThreads, 0, stream>>>(
+        v.data_ptr<T>(), e, position.data_ptr<int64_t>(), out.relabelled.data_ptr<T>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return out;
+}
+
+}  // namespace
 
 cpu::UsedIds used_ids(const at::Tensor& row, int64_t n) {
   check_row("used_ids", row);
   const c10::cuda::CUDAGuard guard(row.device());
   const at::Tensor v = row.contiguous();
-  const int64_t e = v.numel();
-  const auto stream = at::cuda::getCurrentCUDAStream();
-  cpu::UsedIds out;
-  at::Tensor used = at::zeros({n}, v.options().dtype(at::kInt));
-  at::Tensor position = at::empty({n}, v.options().dtype(at::kLong));
-  AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "used_ids", [&] {
-    if (e > 0) {
-      mark_kernel_impl<index_t>
-          <<<blocks_for(e), kThreads, 0, stream>>>(v.data_ptr<index_t>(), e, used.data_ptr<int>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
-    int64_t count = 0;
-    if (n > 0) {
-      size_t bytes = 0;
-      cub_check(cub::DeviceScan::InclusiveSum(nullptr, bytes, used.data_ptr<int>(),
-                                              position.data_ptr<int64_t>(), n, stream),
-                "DeviceScan::InclusiveSum (size query)");
-      at::Tensor storage = cub_storage(bytes, v.device());
-      cub_check(cub::DeviceScan::InclusiveSum(storage.data_ptr(), bytes, used.data_ptr<int>(),
-                                              position.data_ptr<int64_t>(), n, stream),
-                "DeviceScan::InclusiveSum");
-      // Host synchronisation: the number of kept ids is the size of an output.
-      count = position[n - 1].item<int64_t>();
-    }
-    out.kept = at::empty({count}, v.options());
-    out.relabelled = at::empty({e}, v.options());
-    if (n > 0) {
-      compact_kernel_impl<index_t><<<blocks_for(n), kThreads, 0, stream>>>(
-          used.data_ptr<int>(), position.data_ptr<int64_t>(), n, out.kept.data_ptr<index_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
-    if (e > 0) {
-      relabel_kernel_impl<index_t><<<blocks_for(e), kThreads, 0, stream>>>(
-          v.data_ptr<index_t>(), e, position.data_ptr<int64_t>(),
-          out.relabelled.data_ptr<index_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
+  return AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "used_ids", [&] {
+    return n <= std::numeric_limits<int32_t>::max() ? used_ids_impl<index_t, int32_t>(v, n)
+                                                    : used_ids_impl<index_t, int64_t>(v, n);
   });
-  return out;
 }
 
 }  // namespace graphshard::cuda_kernels

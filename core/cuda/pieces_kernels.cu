@@ -17,9 +17,11 @@ namespace {
 using detail::PieceLayout;
 
 // kToPacked: packed[p] = full[f] (with a cast when Src and Dst differ); else full[f] = packed[p].
+// The layout stays in parameter memory (__grid_constant__): the binary search indexes it at
+// run time, which would otherwise make nvcc copy its 2 KiB into each thread's local memory.
 template <typename Src, typename Dst, bool kToPacked>
 __global__ void move_pieces_kernel_impl(const Src* __restrict__ src, Dst* __restrict__ dst,
-                                        const PieceLayout layout, int64_t n) {
+                                        __grid_constant__ const PieceLayout layout, int64_t n) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {

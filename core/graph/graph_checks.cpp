@@ -70,7 +70,9 @@ void check_row_range(const char* fn, const at::Tensor& row, const char* what, in
                      int64_t hi, int rank) {
   if (row.numel() == 0) return;
   const auto [mn, mx] = at::aminmax(row);
-  const int64_t a = mn.item<int64_t>(), b = mx.item<int64_t>();
+  // One host synchronisation for both bounds (a device row's are read back together).
+  const at::Tensor bounds = at::stack({mn, mx}).to(at::kCPU, at::kLong);
+  const int64_t a = bounds[0].item<int64_t>(), b = bounds[1].item<int64_t>();
   if (a < lo || b >= hi) {
     fail(fn, "edge_index",
          std::string(what) + " ids in [" + std::to_string(lo) + ", " + std::to_string(hi) + ")",
