@@ -86,25 +86,24 @@ TEST(NcclEngine, RejectsHostBuffersAndUnsupportedDtypes) {
   comm->barrier();
 }
 
+// Rank `rank` of 2 alone: initialisation raises CommTimeout("init") within the timeout.
+CommTimeout init_alone(int rank) {
+  try {
+    make_nccl_communicator(c10::make_intrusive<c10d::HashStore>(), rank, 2, 0,
+                           std::chrono::milliseconds(3000));
+  } catch (const CommTimeout& e) {
+    return e;
+  }
+  throw std::runtime_error("rank " + std::to_string(rank) + " of 2 initialised alone");
+}
+
 TEST(NcclEngine, InitialisationWithAMissingRankTimesOut) {
   GRAPHSHARD_REQUIRE_NCCL();
   const auto start = std::chrono::steady_clock::now();
-  try {
-    make_nccl_communicator(c10::make_intrusive<c10d::HashStore>(), 0, 2, 0,
-                           std::chrono::milliseconds(3000));
-    FAIL() << "a communicator of 2 ranks initialised with 1";
-  } catch (const CommTimeout& e) {
-    EXPECT_EQ(e.op(), "init");
-  }
-  // Rank 1 without rank 0: the unique id never reaches the store.
-  try {
-    make_nccl_communicator(c10::make_intrusive<c10d::HashStore>(), 1, 2, 0,
-                           std::chrono::milliseconds(3000));
-    FAIL() << "rank 1 initialised without rank 0's unique id";
-  } catch (const CommTimeout& e) {
-    EXPECT_EQ(e.op(), "init");
-    EXPECT_EQ(e.peers(), std::vector<int>{0});
-  }
+  EXPECT_EQ(init_alone(0).op(), "init");    // rank 1 never joins NCCL's initialisation
+  const CommTimeout no_id = init_alone(1);  // rank 0's unique id never reaches the store
+  EXPECT_EQ(no_id.op(), "init");
+  EXPECT_EQ(no_id.peers(), std::vector<int>{0});
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
 }
 
