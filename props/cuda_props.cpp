@@ -113,10 +113,11 @@ TEST(CudaGraph, DropUnconnectedAndChunksMatchCpuBitwise) {
   });
 }
 
-// Only forwards run on simulated CUDA ranks, never autograd's backward: PyTorch executes every
-// CUDA backward node of a process on one device thread, so the W ranks' backward collectives
-// would wait for each other on that one thread. Each backward is itself one of these forwards
-// (SPEC section 1: split, gather, reduce, the swapped transpose), and those are compared.
+// Only forwards run on W > 1 simulated CUDA ranks, never autograd's backward: PyTorch executes
+// every CUDA backward node of a process on one device thread, so the W ranks' backward
+// collectives would wait for each other on that one thread. Each backward is itself one of
+// these forwards (SPEC section 1: split, gather, reduce, the swapped transpose), and those are
+// compared; autograd's own backward runs on one rank (PrimitiveBackwardsOnOneRankMatchCpu).
 // One primitive on W simulated ranks: 3-D tensors cut along any dim (the CUDA pack and unpack
 // kernels move pieces along non-leading dims), row-major or strided (ATen's copies then).
 struct PrimitiveCase {
@@ -146,7 +147,9 @@ rc::Gen<PrimitiveCase> gen_primitive_case() {
   });
 }
 
-std::vector<at::Tensor> run_primitive(const PrimitiveCase& c, bool on_gpu) {
+// With `backward`, each rank's result is instead the gradient of its input for a seeded upstream
+// gradient (one rank only, see above).
+std::vector<at::Tensor> run_primitive(const PrimitiveCase& c, bool on_gpu, bool backward = false) {
   std::vector<at::Tensor> out(c.w);
   on_sim_ranks(c.w, [&](const CommPtr& comm) {
     const int r = comm->rank();
@@ -157,6 +160,7 @@ std::vector<at::Tensor> run_primitive(const PrimitiveCase& c, bool on_gpu) {
     at::Tensor x =
         make_data_as(shape, c.dtype, c.seed + r, at::MemoryFormat::Contiguous, c.strided);
     if (on_gpu) x = cu(x);
+    if (backward) x.requires_grad_(true);
     at::Tensor y;
     switch (c.fn) {
       case 0:
@@ -178,7 +182,15 @@ std::vector<at::Tensor> run_primitive(const PrimitiveCase& c, bool on_gpu) {
         y = shard_tensor(x, c.d, c.sizes, comm);
     }
     if (on_gpu) RC_ASSERT(y.device().type() == parity_device());
-    out[r] = y.cpu();
+    if (backward) {
+      at::Tensor g = make_data(y.sizes().vec(), c.dtype, c.seed + 1000 + r);
+      y.backward(on_gpu ? cu(g) : g);
+      RC_ASSERT(x.grad().defined());
+      if (on_gpu) RC_ASSERT(x.grad().device().type() == parity_device());
+      out[r] = x.grad().cpu();
+    } else {
+      out[r] = y.cpu();
+    }
   });
   return out;
 }
@@ -196,6 +208,24 @@ TEST(CudaSim, PrimitiveForwardsOnSimulatedRanksMatchCpu) {
                        (c.fn == 4 ? " concat dim " + std::to_string(c.dc) : "") + " dtype " +
                        std::string(c10::toString(c.dtype)) + ", rank " + std::to_string(r));
     }
+  });
+}
+
+// Autograd's backward on CUDA tensors, on one rank (the most a process's single CUDA backward
+// thread allows): the backward collectives are then local, but the autograd wiring (saved
+// sizes, devices and dtypes of the gradients) runs on the GPU.
+TEST(CudaSim, PrimitiveBackwardsOnOneRankMatchCpu) {
+  GRAPHSHARD_REQUIRE_CUDA();
+  check_property("primitive backwards on one CUDA rank == on one CPU rank", [] {
+    auto c = *gen_primitive_case();
+    c.w = 1;
+    c.sizes = {c.shape[c.fn == 4 ? c.dc : c.d]};
+    c.dtype = (*gen_float_dtype()).type;
+    const auto want = run_primitive(c, false, true);
+    const auto got = run_primitive(c, true, true);
+    expect_equal(got[0], want[0],
+                 "gradient of function " + std::to_string(c.fn) + " dim " + std::to_string(c.d) +
+                     " dtype " + std::string(c10::toString(c.dtype)));
   });
 }
 
