@@ -25,6 +25,7 @@ class CountingCommunicator : public Communicator {
   std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
   std::string engine() const override { return inner_->engine(); }
   at::Device home_device() const override { return inner_->home_device(); }
+  void check_completed() override { inner_->check_completed(); }
 
   const std::map<std::string, OpTraffic>& traffic() const { return traffic_; }
   void reset() { traffic_.clear(); }

@@ -47,6 +47,7 @@ class HookedCommunicator : public Communicator {
   std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
   std::string engine() const override { return inner_->engine(); }
   at::Device home_device() const override { return inner_->home_device(); }
+  void check_completed() override { inner_->check_completed(); }
 
   const std::vector<std::string>& ops() const { return ops_; }
   void set_hook(Hook before) { before_ = std::move(before); }

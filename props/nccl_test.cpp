@@ -45,6 +45,16 @@ TEST(NcclEngine, CollectivesOfOneRankMatchTheirDefinitions) {
     comm->all_to_all_v(x, {37}, moved, {37});
     expect_equal(moved.cpu(), x.cpu(), "all_to_all_v");
   }
+  // Moves carry any dtype as bytes, even one NCCL cannot sum.
+  for (at::ScalarType t : {at::kComplexFloat, at::kShort}) {
+    const at::Tensor x = at::arange(10, at::TensorOptions().dtype(at::kFloat)).to(t).to(at::kCUDA);
+    at::Tensor recv = at::empty_like(x);
+    comm->all_gather_v(x, recv, {10});
+    expect_equal(recv.cpu(), x.cpu(), "all_gather_v of a dtype NCCL cannot sum");
+    at::Tensor moved = at::empty_like(x);
+    comm->all_to_all_v(x, {10}, moved, {10});
+    expect_equal(moved.cpu(), x.cpu(), "all_to_all_v of a dtype NCCL cannot sum");
+  }
   comm->barrier();
 }
 

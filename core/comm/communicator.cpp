@@ -69,12 +69,14 @@ void Communicator::check_agreement(const std::string& descriptor, const at::Devi
   at::Tensor lens = at::empty({w}, opts.dtype(at::kLong));
   do_all_gather_v(len, lens, std::vector<int64_t>(w, 1), OwnPiece::kCopy);
   const at::Tensor lens_cpu = lens.cpu();
+  check_completed();
   std::vector<int64_t> counts(lens_cpu.data_ptr<int64_t>(), lens_cpu.data_ptr<int64_t>() + w);
   at::Tensor mine = at::empty({static_cast<int64_t>(descriptor.size())}, at::kByte);
   std::memcpy(mine.data_ptr(), descriptor.data(), descriptor.size());
   at::Tensor all = at::empty({total(counts)}, opts.dtype(at::kByte));
   do_all_gather_v(mine.to(device), all, counts, OwnPiece::kCopy);
   const at::Tensor all_cpu = all.cpu();
+  check_completed();
   const auto* bytes = reinterpret_cast<const char*>(all_cpu.data_ptr());
   std::vector<std::string> views;
   int64_t off = 0;
@@ -182,6 +184,7 @@ void Communicator::all_to_all_v(const at::Tensor& send, const std::vector<int64_
     check_agreement(describe("all_to_all_v", send, {}), send.device());
     do_all_gather_v(mine, all, std::vector<int64_t>(size(), 2 * size()), OwnPiece::kCopy);
     const at::Tensor m = all.cpu().view({size(), size(), 2});  // [rank, peer, send|recv]
+    check_completed();
     for (int p = 0; p < size(); ++p) {
       for (int q = 0; q < size(); ++q) {
         const int64_t sent = m[p][q][0].item<int64_t>(), expected = m[q][p][1].item<int64_t>();

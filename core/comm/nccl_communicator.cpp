@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -44,8 +45,9 @@ ncclDataType_t nccl_type(at::ScalarType t) {
     case at::kBool:
       return ncclUint8;
     default:
-      TORCH_CHECK_VALUE(false, "graphshard::nccl: dtype: expected one of float32, float64, ",
-                        "float16, bfloat16, int64, int32, int8, uint8, bool, got ", t);
+      TORCH_CHECK_VALUE(false, "graphshard::nccl sum: dtype: expected one of float32, float64, ",
+                        "float16, bfloat16, int64, int32, int8, uint8, bool, got ", t,
+                        " (all_gather_v and all_to_all_v move any dtype)");
   }
 }
 
@@ -64,6 +66,7 @@ class NcclCommunicator : public Communicator {
   NcclCommunicator(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, int device,
                    std::chrono::milliseconds timeout)
       : rank_(rank), size_(size), device_(device), timeout_(timeout) {
+    const auto deadline = Clock::now() + timeout;  // for the whole initialisation
     static std::atomic<uint64_t> created{0};
     const std::string key = "graphshard/nccl/" + std::to_string(created++);
     ncclUniqueId id;
@@ -75,7 +78,9 @@ class NcclCommunicator : public Communicator {
       store->set(key, std::vector<uint8_t>(p, p + sizeof(id)));
     } else {
       try {
-        store->wait({key}, timeout);  // bounded by our timeout, not the store's
+        // Bounded by our timeout, not the store's.
+        store->wait({key}, std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::max(deadline - Clock::now(), Clock::duration::zero())));
       } catch (const std::exception& e) {
         throw CommTimeout("init", rank, {0},
                           "graphshard::nccl init on rank " + std::to_string(rank) +
@@ -90,9 +95,8 @@ class NcclCommunicator : public Communicator {
     const c10::cuda::CUDAGuard guard(device_);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;  // every call returns at once, so a lost peer cannot block the host
-    const ncclResult_t r = ncclCommInitRankConfig(&comm_, size, id, rank, &config);
-    if (r != ncclSuccess && r != ncclInProgress) comm_ = nullptr;  // nothing to abort
-    enqueued("init", r);
+    // A failure may come with a live handle (non-blocking init), which fail() then aborts.
+    enqueued("init", ncclCommInitRankConfig(&comm_, size, id, rank, &config), deadline);
     watchdog_ = std::thread([this] { watch(); });
   }
 
@@ -122,6 +126,20 @@ class NcclCommunicator : public Communicator {
   std::string engine() const override { return "nccl"; }
   at::Device home_device() const override { return at::Device(at::kCUDA, device_); }
 
+  // A .cpu() of a result returns once the kernels have stopped, also when they stopped because
+  // NCCL failed or was aborted: ask NCCL now.
+  void check_completed() override {
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t asked = call([&] { return ncclCommGetAsyncError(comm_, &state); });
+    if (asked != kAborted && asked != ncclSuccess) {
+      fail("check_completed", ncclGetErrorString(asked), false);
+    } else if (asked != kAborted && state != ncclSuccess && state != ncclInProgress) {
+      fail("check_completed", ncclGetErrorString(state), false);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    raise_if_failed();
+  }
+
  protected:
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override {
@@ -129,25 +147,27 @@ class NcclCommunicator : public Communicator {
     const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {send, recv});
     const auto off = offsets_of(counts);
-    const auto type = nccl_type(send.scalar_type());
+    const int64_t es = send.element_size();  // moved as bytes: every dtype
     const auto stream = current_stream();
     if (detail::all_equal(counts)) {  // NCCL's own all-gather; in place when send is recv's piece
       enqueued(op, call([&] {
-                 return ncclAllGather(send.data_ptr(), recv.data_ptr(), counts[rank_], type, comm_,
-                                      stream);
+                 return ncclAllGather(send.data_ptr(), recv.data_ptr(), counts[rank_] * es,
+                                      ncclUint8, comm_, stream);
                }));
     } else {
-      enqueued(op, group([&](const Issue& issue) {
-                 for (int q = 0; q < size_; ++q) {
-                   if (q == rank_) continue;
-                   if (counts[rank_] > 0) {
-                     issue(ncclSend(send.data_ptr(), counts[rank_], type, q, comm_, stream));
-                   }
-                   if (counts[q] > 0) {
-                     issue(ncclRecv(bytes_at(recv, off[q]), counts[q], type, q, comm_, stream));
-                   }
-                 }
-               }));
+      enqueued(
+          op, group([&](const Issue& issue) {
+            for (int q = 0; q < size_; ++q) {
+              if (q == rank_) continue;
+              if (counts[rank_] > 0) {
+                issue(ncclSend(send.data_ptr(), counts[rank_] * es, ncclUint8, q, comm_, stream));
+              }
+              if (counts[q] > 0) {
+                issue(
+                    ncclRecv(bytes_at(recv, off[q]), counts[q] * es, ncclUint8, q, comm_, stream));
+              }
+            }
+          }));
       if (own == OwnPiece::kCopy) copy_async(recv, off[rank_], send, 0, counts[rank_], stream);
     }
     issued(op, stream);
@@ -196,8 +216,10 @@ class NcclCommunicator : public Communicator {
                }
              }));
     if (n > 0) {
-      const at::Tensor mine = own.defined() ? own : send.narrow(0, off[rank_], n);
+      at::Tensor mine = own.defined() ? own : send.narrow(0, off[rank_], n);
       at::Tensor out = recv.view(mine.sizes());
+      // recv may be send's own piece (in place): summed into, it must not be read afterwards.
+      if (at::get_overlap_status(out, mine) != at::MemOverlapStatus::No) mine = mine.clone();
       auto piece = [&](int q) {
         return q == rank_ ? mine : staging.narrow(0, q * n, n).view(mine.sizes());
       };
@@ -218,16 +240,18 @@ class NcclCommunicator : public Communicator {
     const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
     enter(op, {send, recv});
     const auto soff = offsets_of(send_counts), roff = offsets_of(recv_counts);
-    const auto type = nccl_type(send.scalar_type());
+    const int64_t es = send.element_size();  // moved as bytes: every dtype
     const auto stream = current_stream();
     enqueued(op, group([&](const Issue& issue) {
                for (int q = 0; q < size_; ++q) {
                  if (q == rank_) continue;
                  if (send_counts[q] > 0) {
-                   issue(ncclSend(bytes_at(send, soff[q]), send_counts[q], type, q, comm_, stream));
+                   issue(ncclSend(bytes_at(send, soff[q]), send_counts[q] * es, ncclUint8, q, comm_,
+                                  stream));
                  }
                  if (recv_counts[q] > 0) {
-                   issue(ncclRecv(bytes_at(recv, roff[q]), recv_counts[q], type, q, comm_, stream));
+                   issue(ncclRecv(bytes_at(recv, roff[q]), recv_counts[q] * es, ncclUint8, q, comm_,
+                                  stream));
                  }
                }
              }));
@@ -263,10 +287,11 @@ class NcclCommunicator : public Communicator {
     }
     cudaEventDestroy(done);
     if (late) fail(op, "did not complete", /*timed_out=*/true);
+    if (q != cudaSuccess && q != cudaErrorNotReady) {
+      fail(op, std::string("CUDA: ") + cudaGetErrorString(q), false);
+    }
     std::lock_guard<std::mutex> lock(mu_);
     raise_if_failed();
-    TORCH_CHECK(q == cudaSuccess, "graphshard::nccl barrier on rank ", rank_, ": ",
-                cudaGetErrorString(q));
   }
 
  private:
@@ -334,9 +359,9 @@ class NcclCommunicator : public Communicator {
   // The result of the last NCCL call of an operation (a collective, a group, init, finalize):
   // on a non-blocking communicator it may be ncclInProgress while the work is being
   // enqueued, and neither the communicator nor the stream may be used until it has settled.
-  void enqueued(const char* op, ncclResult_t r) {
+  void enqueued(const char* op, ncclResult_t r, Clock::time_point deadline = {}) {
     if (r == ncclInProgress) {
-      settle(op);
+      settle(op, deadline == Clock::time_point{} ? Clock::now() + timeout_ : deadline);
     } else if (r != ncclSuccess) {
       fail(op, ncclGetErrorString(r), false);  // after an abort: the first failure stands
     }
@@ -346,8 +371,7 @@ class NcclCommunicator : public Communicator {
 
   // Waits (bounded by the timeout) until a non-blocking init/finalize/group has completed;
   // each poll holds comm_mu_, the sleeps do not.
-  void settle(const char* op) {
-    const auto deadline = Clock::now() + timeout_;
+  void settle(const char* op, Clock::time_point deadline) {
     for (;;) {
       ncclResult_t state = ncclInProgress;
       const ncclResult_t asked = call([&] { return ncclCommGetAsyncError(comm_, &state); });

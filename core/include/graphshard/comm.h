@@ -69,6 +69,11 @@ class Communicator {
   // Where this engine's own exchanges live when a call has no tensor to say so (the checked
   // mode's agreement before a barrier): the CPU, or the NCCL engine's GPU.
   virtual at::Device home_device() const { return at::kCPU; }
+  // Raises CommError/CommTimeout if a collective already issued has failed. Only an engine
+  // whose collectives complete asynchronously (NCCL) can have anything to report; the others
+  // raised before returning. Checked mode calls it once an exchange's result is on the host,
+  // so that memory a failed exchange never wrote is not read as the peers' answer.
+  virtual void check_completed() {}
 
   // recv = concat over q of (rank q's send); counts[q] = rank q's send length.
   void all_gather_v(const at::Tensor& send, const at::Tensor& recv,
