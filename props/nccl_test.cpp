@@ -25,6 +25,17 @@ at::Tensor on_gpu(const std::vector<int64_t>& shape, at::ScalarType t, uint64_t 
   return make_data(shape, t, seed).view({-1}).to(at::kCUDA);
 }
 
+// At W = 1 the two moves return their input.
+void expect_moves_return(const CommPtr& comm, const at::Tensor& x, const std::string& what) {
+  const int64_t n = x.numel();
+  at::Tensor recv = at::empty_like(x);
+  comm->all_gather_v(x, recv, {n});
+  expect_equal(recv.cpu(), x.cpu(), "all_gather_v" + what);
+  at::Tensor moved = at::empty_like(x);
+  comm->all_to_all_v(x, {n}, moved, {n});
+  expect_equal(moved.cpu(), x.cpu(), "all_to_all_v" + what);
+}
+
 TEST(NcclEngine, CollectivesOfOneRankMatchTheirDefinitions) {
   GRAPHSHARD_REQUIRE_NCCL();
   const CommPtr comm = nccl_alone();
@@ -32,29 +43,20 @@ TEST(NcclEngine, CollectivesOfOneRankMatchTheirDefinitions) {
   EXPECT_EQ(comm->size(), 1);
   for (at::ScalarType t : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16, at::kLong}) {
     const at::Tensor x = on_gpu({37}, t, 1);
-    at::Tensor recv = at::empty_like(x);
-    comm->all_gather_v(x, recv, {37});
-    expect_equal(recv.cpu(), x.cpu(), "all_gather_v");
+    expect_moves_return(comm, x, "");
     at::Tensor sum = x.clone();
     comm->all_reduce_sum(sum);
     expect_equal(sum.cpu(), x.cpu(), "all_reduce_sum");
     at::Tensor piece = at::empty_like(x);
     comm->reduce_scatter_v(x, piece, {37});
     expect_equal(piece.cpu(), x.cpu(), "reduce_scatter_v");
-    at::Tensor moved = at::empty_like(x);
-    comm->all_to_all_v(x, {37}, moved, {37});
-    expect_equal(moved.cpu(), x.cpu(), "all_to_all_v");
   }
   // Moves carry any dtype as bytes, even one NCCL cannot sum.
   for (at::ScalarType t : {at::kComplexFloat, at::kShort}) {
     const at::Tensor x = at::arange(10, at::TensorOptions().dtype(at::kFloat)).to(t).to(at::kCUDA);
-    at::Tensor recv = at::empty_like(x);
-    comm->all_gather_v(x, recv, {10});
-    expect_equal(recv.cpu(), x.cpu(), "all_gather_v of a dtype NCCL cannot sum");
-    at::Tensor moved = at::empty_like(x);
-    comm->all_to_all_v(x, {10}, moved, {10});
-    expect_equal(moved.cpu(), x.cpu(), "all_to_all_v of a dtype NCCL cannot sum");
+    expect_moves_return(comm, x, " of a dtype NCCL cannot sum");
   }
+  comm->check_completed();
   comm->barrier();
 }
 
