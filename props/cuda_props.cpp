@@ -53,9 +53,13 @@ TEST(CudaGraph, SortAndSortednessMatchCpuBitwise) {
   GRAPHSHARD_REQUIRE_CUDA();
   check_property("sort on CUDA == sort on CPU", [] {
     auto g = *gen_graph_spec(60000, 120000, 0);
-    const at::Tensor ei = make_edge_index(g), d = cu(ei);
-    const bool bound = *rc::gen::arbitrary<bool>();
-    const std::optional<int64_t> max_value = bound ? std::optional<int64_t>(g.n_dst) : std::nullopt;
+    // int32 or int64 ids; no bound, the exact one, or one past 2^32 (64-bit radix keys).
+    const bool narrow_ids = *rc::gen::arbitrary<bool>();
+    const at::Tensor ei = make_edge_index(g).to(narrow_ids ? at::kInt : at::kLong), d = cu(ei);
+    const int bound = *rc::gen::inRange(0, 3);
+    const std::optional<int64_t> max_value =
+        bound == 0 ? std::nullopt
+                   : std::optional<int64_t>(bound == 1 ? g.n_dst : g.n_dst + (int64_t{1} << 33));
     const auto want = sort_edge_index_by_dst(ei, max_value);
     const auto got = sort_edge_index_by_dst(d, max_value);
     same(got.edge_index, want.edge_index, "sorted edge_index");
