@@ -69,10 +69,7 @@ namespace {
 void check_row_range(const char* fn, const at::Tensor& row, const char* what, int64_t lo,
                      int64_t hi, int rank) {
   if (row.numel() == 0) return;
-  const auto [mn, mx] = at::aminmax(row);
-  // One host synchronisation for both bounds (a device row's are read back together).
-  const at::Tensor bounds = at::stack({mn, mx}).to(at::kCPU, at::kLong);
-  const int64_t a = bounds[0].item<int64_t>(), b = bounds[1].item<int64_t>();
+  const auto [a, b] = id_range(row);
   if (a < lo || b >= hi) {
     fail(fn, "edge_index",
          std::string(what) + " ids in [" + std::to_string(lo) + ", " + std::to_string(hi) + ")",
@@ -94,6 +91,7 @@ void check_dst_range(const char* fn, const at::Tensor& ei, int64_t lo, int64_t h
 void check_dst_ends(const char* fn, const at::Tensor& ei, int64_t lo, int64_t hi, int rank) {
   const int64_t e = ei.size(1);
   if (e == 0) return;
+  // One host synchronisation (device rows): both ends are compared on the host.
   const at::Tensor ends =
       at::stack({ei.select(0, 1).select(0, 0), ei.select(0, 1).select(0, e - 1)})
           .to(at::kCPU, at::kLong);
@@ -115,6 +113,12 @@ void check_sorted(const char* fn, const at::Tensor& ei, int rank) {
              std::to_string(row[i].item<int64_t>()) + ")",
          rank);
   }
+}
+
+std::pair<int64_t, int64_t> id_range(const at::Tensor& row) {
+  const auto [mn, mx] = at::aminmax(row);
+  const at::Tensor both = at::stack({mn, mx}).to(at::kCPU, at::kLong);  // read back together
+  return {both[0].item<int64_t>(), both[1].item<int64_t>()};
 }
 
 int64_t first_unsorted(const at::Tensor& row) {
@@ -159,6 +163,7 @@ std::vector<int64_t> sorted_edge_splits(const at::Tensor& ei,
     lb = cpu::lower_bounds(row, bounds);
   } else if (!bounds.empty()) {
     const at::Tensor b = at::tensor(bounds, row.options().dtype(at::kLong)).to(row.scalar_type());
+    // Host synchronisation: the splits are output sizes, known on the host.
     const at::Tensor r = at::searchsorted(row.contiguous(), b).to(at::kCPU, at::kLong);
     lb.assign(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
   }
@@ -176,11 +181,9 @@ cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, 
   if (src_row.device().is_cpu()) {
     cpu::UsedIds u = cpu::used_ids(src_row, n);
     if (!u.in_range) {
-      const auto [mn, mx] = at::aminmax(src_row);
+      const auto [mn, mx] = id_range(src_row);
       fail(fn, "edge_index", "source ids in [0, " + std::to_string(n) + ")",
-           "source ids in [" + std::to_string(mn.item<int64_t>()) + ", " +
-               std::to_string(mx.item<int64_t>()) + "]",
-           rank);
+           "source ids in [" + std::to_string(mn) + ", " + std::to_string(mx) + "]", rank);
     }
     return u;
   }

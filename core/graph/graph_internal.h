@@ -41,6 +41,9 @@ void check_sorted(const char* fn, const at::Tensor& edge_index, int rank);
 
 // Index of the first decrease in a 1-D row, -1 when non-decreasing (any device).
 int64_t first_unsorted(const at::Tensor& row);
+
+// The smallest and largest id of a non-empty row: one host synchronisation for a device row.
+std::pair<int64_t, int64_t> id_range(const at::Tensor& row);
 // Stable sort permutation by value (blocks == 0, values in [0, num_keys)) or by the part of
 // balanced(num_keys, blocks) each value lies in; key_counts only with blocks > 0.
 at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,

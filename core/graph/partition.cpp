@@ -26,8 +26,8 @@ SortedEdgeIndex sort_by_dst_impl(const char* fn, const at::Tensor& ei,
   const at::Tensor dst = ei.select(0, 1);
   int64_t bound = max_value.value_or(0);
   if (ei.size(1) > 0) {
-    const auto [mn, mx] = at::aminmax(dst);
-    const int64_t lo = mn.item<int64_t>(), hi = mx.item<int64_t>();
+    // Host synchronisation (device ids): the range is checked, and bounds the keys, here.
+    const auto [lo, hi] = id_range(dst);
     if (!max_value) bound = std::max<int64_t>(hi + 1, 0);
     if (lo < 0 || hi >= bound) {
       fail(fn, "edge_index",
