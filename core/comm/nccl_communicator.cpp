@@ -446,6 +446,9 @@ class NcclCommunicator : public Communicator {
              (done = cudaEventQuery(in_flight_.front().done)) == cudaSuccess) {
         cudaEventDestroy(in_flight_.front().done);
         in_flight_.pop_front();
+        // The next operation's clock starts when this one is seen done (at most a poll late),
+        // not when it was issued: work queued behind a long one gets its own timeout.
+        if (!in_flight_.empty()) in_flight_.front().since = Clock::now();
       }
       if (in_flight_.empty() || !failure_.empty()) continue;
       const InFlight oldest = in_flight_.front();
