@@ -77,12 +77,11 @@ bool is_upcast(at::ScalarType from, at::ScalarType to) {
 
 void check_pieces(const char* fn, const at::Tensor& full, const at::Tensor& packed, int64_t d,
                   const std::vector<int64_t>& sizes, int skip, bool may_upcast) {
-  TORCH_CHECK_VALUE(
-      moves_pieces(full, packed, sizes.size(), may_upcast), "graphshard::cuda_kernels::", fn,
-      ": expected row-major CUDA tensors on one "
-      "device, at most ",
-      detail::kMaxPieces, " pieces, got full ", full.toString(), " on ", full.device(), ", packed ",
-      packed.toString(), " on ", packed.device(), ", ", sizes.size(), " pieces");
+  TORCH_CHECK_VALUE(moves_pieces(full, packed, sizes.size(), may_upcast),
+                    "graphshard::cuda_kernels::", fn,
+                    ": expected row-major CUDA tensors on one device, at most ", detail::kMaxPieces,
+                    " pieces, got full ", full.toString(), " on ", full.device(), ", packed ",
+                    packed.toString(), " on ", packed.device(), ", ", sizes.size(), " pieces");
   TORCH_CHECK_VALUE(d >= 0 && d < full.dim() && packed.numel() == full.numel(),
                     "graphshard::cuda_kernels::", fn, ": expected dim in [0, ", full.dim(),
                     ") and as many packed elements as full ones (", full.numel(), "), got dim ", d,

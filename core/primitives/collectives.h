@@ -19,7 +19,9 @@
 // Reduce-scatter and all-to-all pack once (piece q along the cut dim row-major; a 16-bit float
 // upcast is folded into that copy) and all-to-all unpacks once, its own piece skipping both; a
 // cut (or concatenation) along dim 0 of a row-major tensor needs no packing (or unpacking) at
-// all. Channels-last tensors therefore pay one copy on each side of the wire. Staging and
+// all. On CUDA, a row-major tensor's pieces are packed (or unpacked) by one kernel launch for
+// all of them (core/cuda/pieces_kernels.cu), elsewhere by one copy per piece. Channels-last
+// tensors therefore pay one copy on each side of the wire. Staging and
 // packing buffers are the communicator's scratch (Communicator::scratch), reused from call to
 // call; only outputs are fresh. The all-reduce is a reduce-scatter read straight from x and an
 // all-gather into the output: no copy of x first.
