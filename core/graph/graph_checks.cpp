@@ -117,6 +117,7 @@ void check_sorted(const char* fn, const at::Tensor& ei, int rank) {
 
 std::pair<int64_t, int64_t> id_range(const at::Tensor& row) {
   const auto [mn, mx] = at::aminmax(row);
+  if (row.device().is_cpu()) return {mn.item<int64_t>(), mx.item<int64_t>()};
   const at::Tensor both = at::stack({mn, mx}).to(at::kCPU, at::kLong);  // read back together
   return {both[0].item<int64_t>(), both[1].item<int64_t>()};
 }
