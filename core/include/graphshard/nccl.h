@@ -18,7 +18,9 @@
 // a CUDA error, or an operation older than timeout(), it aborts the NCCL communicator (so
 // kernels waiting for a lost peer exit) and records which operation failed; that call's
 // results are undefined, and every later call on this communicator raises CommError
-// (CommTimeout for a timeout) naming that operation, as does check_completed().
+// (CommTimeout for a timeout) naming that operation, as does check_completed(). Not for CUDA
+// graph capture: the watchdog records and queries an event per operation, and barrier() waits
+// on the host.
 #pragma once
 
 #include <chrono>
