@@ -1,35 +1,21 @@
 // Bad-input cases of the graph functions (SPEC §3, §5; graph.h). Each case starts from correct
 // arguments for this rank (GraphArgs, from a dst-sorted fixture) and spoils one of them.
+// The sorting and partitioning functions are here, the sharding ones in
+// badinput_graph_shard_cases.cpp; graph_cases lists both.
 #include <optional>
 #include <utility>
 
 #include <ATen/ATen.h>
 
 #include "badinput_catalogue.h"
+#include "badinput_graph_case_list.h"
 #include "graphshard/graph.h"
 
 namespace graphshard::props {
-namespace {
+namespace graph_badinput {
 
-// Every argument any graph function takes, correct for one rank of a world of W.
-struct GraphArgs {
-  int world = 1, rank = 0;
-  int64_t n_src = 0, n_dst = 0, num_edges = 0;  // the fixture's
-  at::Tensor edge_index, edge_attr, x_src, x_dst;
-  std::optional<PairTensor> cond;
-  std::pair<int64_t, int64_t> num_nodes;
-  std::optional<int64_t> plain_num_nodes;  // sort_edges_1hop_chunks(int64_t num_nodes, ...)
-  int64_t count = 2;                       // num_parts, num_chunks or partition_id
-  std::optional<int64_t> max_value;
-  GraphPartition partition;  // W parts
-  BipartiteGraphShardInfo shard_info;
-  bool sorted_flag = true, edges_are_sharded = false;
-};
-
-using Spoil = std::function<void(GraphArgs&)>;
-
-// Floating rows that require grad (the differentiable path of the functions).
-at::Tensor rows(int64_t n, int64_t cols = 2) {
+// The shared helpers declared in badinput_graph_case_list.h.
+at::Tensor rows(int64_t n, int64_t cols) {
   return at::arange(n * cols, at::kFloat).reshape({n, cols}).requires_grad_(true);
 }
 
@@ -50,14 +36,12 @@ GraphArgs valid_args(const GraphFixture& f, int world, int rank) {
   return a;
 }
 
-// A copy of ei with entry (row, col) set to value.
 at::Tensor with_entry(const at::Tensor& ei, int64_t row, int64_t col, int64_t value) {
   at::Tensor bad = ei.clone();
   bad[row][col] = value;
   return bad;
 }
 
-// Reversed edges are unsorted when the first and last destinations differ.
 bool can_unsort(const GraphFixture& f) {
   const at::Tensor dst = f.edge_index[1];
   return dst[0].item<int64_t>() != dst[-1].item<int64_t>();
@@ -70,60 +54,24 @@ void unsort_under_sorted_flag(GraphArgs& a) {
   a.sorted_flag = true;
 }
 
-at::Tensor piece(const at::Tensor& full, int64_t dim, const std::vector<int64_t>& sizes, int r) {
-  const auto [lo, hi] = partition_range(sizes, r);
-  return full.narrow(dim, lo, hi - lo);
+CaseList& CaseList::add(std::string arg, std::string what, Spoil spoil, unsigned options) {
+  BadInputCase k{fn_, std::move(arg), std::move(what)};
+  k.debug_checks = options & kDebugChecks;
+  k.accepted_at_w1 = options & kAcceptedAtW1;
+  k.min_world = options & kTwoRanks ? 2 : 1;
+  k.make = [f = f_, setup = setup_, call = call_, with_group = with_group_,
+            spoil = std::move(spoil)](const CommPtr& g, int r) {
+    GraphArgs a = valid_args(f, g->size(), r);
+    if (setup) setup(a);
+    spoil(a);
+    std::vector<at::Tensor> inputs = {a.edge_index, a.edge_attr, a.x_src, a.x_dst};
+    if (a.cond) inputs.insert(inputs.end(), {a.cond->first, a.cond->second});
+    return BadCall{std::move(inputs), [a, call, g] { call(a, g); }, with_group ? r : 0};
+  };
+  cases_.push_back(std::move(k));
+  return *this;
 }
 
-enum Options : unsigned {
-  kDebugChecks = 1,   // a check made only under set_debug_checks(true)
-  kAcceptedAtW1 = 2,  // a group of one rank is not distributed: the call must succeed
-  kTwoRanks = 4,      // needs W >= 2 to be expressed
-};
-
-// The cases of one function: its name, whether it takes the group (its messages then name the
-// caller's rank), how its correct arguments differ from the defaults, and the call.
-class CaseList {
- public:
-  using Call = std::function<void(const GraphArgs&, const CommPtr&)>;
-  CaseList(const char* fn, bool with_group, const GraphFixture& f, Spoil setup, Call call)
-      : fn_(fn), with_group_(with_group), f_(f), setup_(std::move(setup)), call_(std::move(call)) {}
-
-  CaseList& add(std::string arg, std::string what, Spoil spoil, unsigned options = 0) {
-    BadInputCase k{fn_, std::move(arg), std::move(what)};
-    k.debug_checks = options & kDebugChecks;
-    k.accepted_at_w1 = options & kAcceptedAtW1;
-    k.min_world = options & kTwoRanks ? 2 : 1;
-    k.make = [f = f_, setup = setup_, call = call_, with_group = with_group_,
-              spoil = std::move(spoil)](const CommPtr& g, int r) {
-      GraphArgs a = valid_args(f, g->size(), r);
-      if (setup) setup(a);
-      spoil(a);
-      std::vector<at::Tensor> inputs = {a.edge_index, a.edge_attr, a.x_src, a.x_dst};
-      if (a.cond) inputs.insert(inputs.end(), {a.cond->first, a.cond->second});
-      return BadCall{std::move(inputs), [a, call, g] { call(a, g); }, with_group ? r : 0};
-    };
-    cases_.push_back(std::move(k));
-    return *this;
-  }
-  // Edges that are not dst-sorted where sorted ones are required: checked under debug checks
-  // only; left out when reversing the edges would not unsort them.
-  CaseList& add_unsorted(std::string what, Spoil spoil, unsigned options = 0) {
-    if (!can_unsort(f_)) return *this;
-    return add("edge_index", std::move(what), std::move(spoil), options | kDebugChecks);
-  }
-  std::vector<BadInputCase> done() { return std::move(cases_); }
-
- private:
-  const char* fn_;
-  bool with_group_;
-  GraphFixture f_;
-  Spoil setup_;
-  Call call_;
-  std::vector<BadInputCase> cases_;
-};
-
-// Spoils shared by several functions.
 void float_edge_index(GraphArgs& a) {
   a.edge_index = a.edge_index.to(at::kFloat);
 }
@@ -133,12 +81,14 @@ void three_row_edge_index(GraphArgs& a) {
 void source_at_n_src(GraphArgs& a) {
   a.edge_index = with_entry(a.edge_index, 0, a.num_edges - 1, a.n_src);
 }
-void destination_at_n_dst(GraphArgs& a) {  // the last edge: still dst-sorted
+void destination_at_n_dst(GraphArgs& a) {
   a.edge_index = with_entry(a.edge_index, 1, a.num_edges - 1, a.n_dst);
 }
 void edge_attr_one_row_too_many(GraphArgs& a) {
   a.edge_attr = rows(a.num_edges + 1);
 }
+
+namespace {
 
 std::vector<BadInputCase> sort_edge_index_by_dst_cases(const GraphFixture& f) {
   const int64_t max_dst = f.edge_index[1].max().item<int64_t>();
@@ -191,44 +141,6 @@ std::vector<BadInputCase> build_graph_partition_cases(const GraphFixture& f) {
       .add("edge_index", "shape [3, E]", three_row_edge_index)
       .add("edge_index", "a source id = n_src (debug checks)", source_at_n_src, kDebugChecks);
   return list.add_unsorted("unsorted (debug checks)", unsort).done();
-}
-
-std::vector<BadInputCase> build_graph_partition_from_shard_info_cases(const GraphFixture& f) {
-  CaseList list(
-      "build_graph_partition_from_shard_info", true, f, nullptr,
-      [](const GraphArgs& a, const CommPtr& g) {
-        build_graph_partition_from_shard_info(a.edge_index, {a.x_src, a.x_dst}, a.shard_info, g);
-      });
-  list.add("x.first", "x_src rows != src_nodes[rank]",
-           [](GraphArgs& a) {
-             a.shard_info = BipartiteGraphShardInfo(std::vector<int64_t>(a.world, 1));
-             a.x_src = rows(2);
-           })
-      .add("x.first", "0-d x_src", [](GraphArgs& a) { a.x_src = at::zeros({}); })
-      .add("x.second", "undefined x_dst", [](GraphArgs& a) { a.x_dst = at::Tensor(); })
-      .add("shard_info.src_nodes", "W + 1 entries",
-           [](GraphArgs& a) {
-             a.shard_info = BipartiteGraphShardInfo(std::vector<int64_t>(a.world + 1, 1));
-           })
-      .add("shard_info.dst_nodes", "a negative entry",
-           [](GraphArgs& a) {
-             auto dst = balanced_sizes(a.n_dst, a.world);
-             dst[0] = -1;
-             a.shard_info = BipartiteGraphShardInfo(std::nullopt, dst);
-           })
-      .add("shard_info.edges", "W + 1 entries",
-           [](GraphArgs& a) {
-             a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt,
-                                                    std::vector<int64_t>(a.world + 1, 0));
-           })
-      .add("edge_index", "shard_info.edges[rank] != the local edge count",
-           [](GraphArgs& a) {
-             a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt,
-                                                    std::vector<int64_t>(a.world, a.num_edges + 1));
-           })
-      .add("edge_index", "float dtype", float_edge_index)
-      .add("edge_index", "a destination id = x_dst rows (edges not sharded)", destination_at_n_dst);
-  return list.add_unsorted("unsorted, edges not sharded (debug checks)", unsort).done();
 }
 
 std::vector<BadInputCase> materialise_cases(const GraphFixture& f) {
@@ -318,121 +230,6 @@ std::vector<BadInputCase> ensure_edges_are_dst_sorted_cases(const GraphFixture& 
       .done();
 }
 
-std::vector<BadInputCase> shard_edges_1hop_cases(const GraphFixture& f) {
-  CaseList list("shard_edges_1hop", true, f, nullptr, [](const GraphArgs& a, const CommPtr& g) {
-    shard_edges_1hop(a.edge_attr, a.edge_index, a.num_nodes.first, a.num_nodes.second, g,
-                     a.sorted_flag);
-  });
-  list.add("edge_index", "a source id = src_size", source_at_n_src)
-      .add("edge_index", "a negative source id",
-           [](GraphArgs& a) { a.edge_index = with_entry(a.edge_index, 0, 0, -2); })
-      .add("edge_index", "a destination id = dst_size", destination_at_n_dst)
-      .add("edge_index", "1-D", [](GraphArgs& a) { a.edge_index = a.edge_index.flatten(); })
-      .add("edge_attr", "rows != E", edge_attr_one_row_too_many)
-      .add("dst_size", "negative", [](GraphArgs& a) { a.num_nodes.second = -1; })
-      .add("src_size", "negative", [](GraphArgs& a) { a.num_nodes.first = -1; });
-  return list
-      .add_unsorted("unsorted under the sorted flag (debug checks)", unsort_under_sorted_flag)
-      .done();
-}
-
-std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int world_size) {
-  CaseList list("shard_graph_to_local", true, f, nullptr, [](const GraphArgs& a, const CommPtr& g) {
-    shard_graph_to_local(a.partition, {a.x_src, a.x_dst}, a.edge_attr, a.edge_index, a.shard_info,
-                         g, a.cond);
-  });
-  const unsigned w1 = kAcceptedAtW1;  // not distributed: everything is returned unchanged
-  list.add(
-          "partition.num_parts", "!= W",
-          [](GraphArgs& a) {
-            a.partition = build_graph_partition(a.edge_index, a.world + 1, a.num_nodes);
-          },
-          w1)
-      .add(
-          "partition.num_nodes", "negative n_src",
-          [](GraphArgs& a) { a.partition.num_nodes.first = -1; }, w1)
-      .add(
-          "partition.dst_splits", "sum != n_dst",
-          [](GraphArgs& a) { a.partition.dst_splits[0] += 1; }, w1)
-      .add(
-          "partition.edge_splits", "W + 1 entries",
-          [](GraphArgs& a) { a.partition.edge_splits.push_back(0); }, w1)
-      .add(
-          "x.first", "x_src rows != n_src", [](GraphArgs& a) { a.x_src = rows(a.n_src + 1); }, w1)
-      .add(
-          "x.second", "x_dst rows != n_dst", [](GraphArgs& a) { a.x_dst = rows(a.n_dst + 1, 1); },
-          w1)
-      .add("edge_attr", "rows != E", edge_attr_one_row_too_many, w1)
-      .add("edge_index", "a source id = n_src", source_at_n_src, w1)
-      .add("edge_index", "float dtype", float_edge_index, w1)
-      .add(
-          "cond.first", "cond_src rows != n_src",
-          [](GraphArgs& a) {
-            a.cond = PairTensor{rows(a.n_src + 2), rows(a.n_dst)};
-          },
-          w1)
-      .add(
-          "shard_info.src_nodes", "W + 1 entries",
-          [](GraphArgs& a) {
-            a.shard_info = BipartiteGraphShardInfo(std::vector<int64_t>(a.world + 1, 0));
-          },
-          w1)
-      .add(
-          "shard_info.src_nodes", "sum != n_src",
-          [](GraphArgs& a) {
-            const auto src = balanced_sizes(a.n_src + 1, a.world);
-            a.shard_info = BipartiteGraphShardInfo(src);
-            a.x_src = rows(src[a.rank]);
-          },
-          w1)
-      .add(
-          "shard_info.dst_nodes", "!= partition.dst_splits",
-          [](GraphArgs& a) {
-            auto dst = a.partition.dst_splits;  // one destination moved from part 1 to part 0
-            dst[0] += 1;
-            dst[1] -= 1;
-            a.shard_info = BipartiteGraphShardInfo(std::nullopt, dst);
-            a.x_dst = piece(a.x_dst, 0, dst, a.rank);
-          },
-          w1 | kTwoRanks)
-      .add(
-          "x.second", "sharded x_dst rows != dst_splits[rank]",
-          [](GraphArgs& a) {
-            a.shard_info = BipartiteGraphShardInfo(std::nullopt, a.partition.dst_splits);
-            a.x_dst = rows(a.partition.dst_splits[a.rank] + 1, 1);
-          },
-          w1)
-      .add(
-          "shard_info.edges", "!= partition.edge_splits",
-          [](GraphArgs& a) {
-            auto edges = a.partition.edge_splits;  // one edge moved to the next part
-            size_t q = 0;
-            while (edges[q] == 0) ++q;
-            edges[q] -= 1;
-            edges[(q + 1) % edges.size()] += 1;
-            a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt, edges);
-            a.edge_attr = piece(a.edge_attr, 0, edges, a.rank);
-            a.edge_index = piece(a.edge_index, 1, edges, a.rank);
-          },
-          w1 | kTwoRanks);
-  const GraphPartition p = build_graph_partition(f.edge_index, world_size, {f.n_src, f.n_dst});
-  bool every_part_holds_edges = true;
-  for (int64_t s : p.edge_splits) every_part_holds_edges = every_part_holds_edges && s > 0;
-  if (every_part_holds_edges) {
-    list.add(
-        "edge_index", "sharded edges whose destinations lie past this rank's range",
-        [](GraphArgs& a) {
-          const auto& splits = a.partition.edge_splits;
-          a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt, splits);
-          a.edge_attr = piece(a.edge_attr, 0, splits, a.rank);
-          a.edge_index = piece(a.edge_index, 1, splits, a.rank).clone();
-          a.edge_index[1].fill_(partition_range(a.partition.dst_splits, a.rank).second);
-        },
-        w1);
-  }
-  return list.add_unsorted("unsorted, edges not sharded (debug checks)", unsort, w1).done();
-}
-
 std::vector<BadInputCase> sort_edges_1hop_chunks_cases(const GraphFixture& f) {
   CaseList list(
       "sort_edges_1hop_chunks", false, f, nullptr, [](const GraphArgs& a, const CommPtr&) {
@@ -473,8 +270,10 @@ std::vector<BadInputCase> drop_unconnected_src_nodes_cases(const GraphFixture& f
 }
 
 }  // namespace
+}  // namespace graph_badinput
 
 std::vector<BadInputCase> graph_cases(const GraphFixture& f, int world_size) {
+  using namespace graph_badinput;
   std::vector<BadInputCase> out;
   for (auto cases_of_one :
        {sort_edge_index_by_dst_cases, is_edge_index_dst_sorted_cases, build_graph_partition_cases,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "graphshard/comm.h"
+#include "graphshard/forwarding_comm.h"
 
 namespace graphshard::props {
 
@@ -36,18 +37,11 @@ const FaultStep& fault_step(const std::string& name);
 // (index counts this rank's collectives from 0). Records the operations it forwarded, and
 // lets a test act at an exact collective: die or stall inside a primitive, just before the
 // collective the primitive issues.
-class HookedCommunicator : public Communicator {
+class HookedCommunicator : public ForwardingCommunicator {
  public:
   using Hook = std::function<void(const std::string& op, int64_t index)>;
   explicit HookedCommunicator(CommPtr inner, Hook before = nullptr)
-      : inner_(std::move(inner)), before_(std::move(before)) {}
-
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
-  std::string engine() const override { return inner_->engine(); }
-  at::Device home_device() const override { return inner_->home_device(); }
-  void check_completed() override { inner_->check_completed(); }
+      : ForwardingCommunicator(std::move(inner)), before_(std::move(before)) {}
 
   const std::vector<std::string>& ops() const { return ops_; }
   void set_hook(Hook before) { before_ = std::move(before); }
@@ -56,26 +50,26 @@ class HookedCommunicator : public Communicator {
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override {
     enter("all_gather_v");
-    inner_->all_gather_v(send, recv, counts, own);
+    ForwardingCommunicator::do_all_gather_v(send, recv, counts, own);
   }
   void do_all_reduce_sum(const at::Tensor& buffer) override {
     enter("all_reduce_sum");
-    inner_->all_reduce_sum(buffer);
+    ForwardingCommunicator::do_all_reduce_sum(buffer);
   }
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts, const at::Tensor& own) override {
     enter("reduce_scatter_v");
-    inner_->reduce_scatter_v(send, recv, counts, own);
+    ForwardingCommunicator::do_reduce_scatter_v(send, recv, counts, own);
   }
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
                        const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
                        OwnPiece own) override {
     enter("all_to_all_v");
-    inner_->all_to_all_v(send, send_counts, recv, recv_counts, own);
+    ForwardingCommunicator::do_all_to_all_v(send, send_counts, recv, recv_counts, own);
   }
   void do_barrier() override {
     enter("barrier");
-    inner_->barrier();
+    ForwardingCommunicator::do_barrier();
   }
 
  private:
@@ -85,7 +79,6 @@ class HookedCommunicator : public Communicator {
     if (before_) before_(op, index);
   }
 
-  CommPtr inner_;
   Hook before_;
   std::vector<std::string> ops_;
 };

@@ -17,13 +17,13 @@ void CountingCommunicator::add(const char* op, int64_t sent, int64_t received,
 
 void CountingCommunicator::do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                                            const std::vector<int64_t>& counts, OwnPiece own) {
-  inner_->all_gather_v(send, recv, counts, own);
+  ForwardingCommunicator::do_all_gather_v(send, recv, counts, own);
   const int r = rank();
   add("all_gather_v", counts[r] * (size() - 1), total(counts) - counts[r], send);
 }
 
 void CountingCommunicator::do_all_reduce_sum(const at::Tensor& buffer) {
-  inner_->all_reduce_sum(buffer);
+  ForwardingCommunicator::do_all_reduce_sum(buffer);
   const int64_t ring = 2 * (size() - 1) * buffer.numel() / size();
   add("all_reduce_sum", ring, ring, buffer);
 }
@@ -31,7 +31,7 @@ void CountingCommunicator::do_all_reduce_sum(const at::Tensor& buffer) {
 void CountingCommunicator::do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                                                const std::vector<int64_t>& counts,
                                                const at::Tensor& own) {
-  inner_->reduce_scatter_v(send, recv, counts, own);
+  ForwardingCommunicator::do_reduce_scatter_v(send, recv, counts, own);
   const int r = rank();
   add("reduce_scatter_v", total(counts) - counts[r], counts[r] * (size() - 1), send);
 }
@@ -40,14 +40,10 @@ void CountingCommunicator::do_all_to_all_v(const at::Tensor& send,
                                            const std::vector<int64_t>& send_counts,
                                            const at::Tensor& recv,
                                            const std::vector<int64_t>& recv_counts, OwnPiece own) {
-  inner_->all_to_all_v(send, send_counts, recv, recv_counts, own);
+  ForwardingCommunicator::do_all_to_all_v(send, send_counts, recv, recv_counts, own);
   const int r = rank();
   add("all_to_all_v", total(send_counts) - send_counts[r], total(recv_counts) - recv_counts[r],
       send);
-}
-
-void CountingCommunicator::do_barrier() {
-  inner_->barrier();
 }
 
 }  // namespace graphshard::study

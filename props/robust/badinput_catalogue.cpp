@@ -1,6 +1,6 @@
 // The catalogue's fixed instances and the runners that check a case on simulated ranks or on
 // one rank of a real group. The violations themselves are in badinput_primitive_cases.cpp,
-// badinput_graph_cases.cpp and badinput_shapes_cases.cpp.
+// badinput_graph_cases.cpp, badinput_graph_shard_cases.cpp and badinput_shapes_cases.cpp.
 #include "badinput_catalogue.h"
 
 #include <chrono>

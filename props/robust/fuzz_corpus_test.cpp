@@ -1,4 +1,4 @@
-// The fuzz corpora (props/fuzz/corpus) as unit tests of every build, sanitizers or not: files
+// The fuzz corpora (props/robust/fuzz/corpus) as unit tests of every build, sanitizers or not: files
 // named valid-* are accepted; every other file (malformed seeds, and the inputs that crashed
 // the loaders before their fixes, named regress-*) raises c10::ValueError, never another
 // exception, and never an allocation of the size a header merely declares.

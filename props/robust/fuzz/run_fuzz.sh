@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Configures a clang build with the libFuzzer targets, builds only them, and fuzzes each for
 # SECONDS on a copy of its seed corpus (ctest -L fuzz). Crash inputs are left in
-# BUILD_DIR/props/fuzz/artifacts/; a crash fails the run.
+# BUILD_DIR/props/robust/fuzz/artifacts/; a crash fails the run.
 #
-#   props/fuzz/run_fuzz.sh BUILD_DIR SECONDS
+#   props/robust/fuzz/run_fuzz.sh BUILD_DIR SECONDS
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -12,7 +12,7 @@ if [[ $# -ne 2 ]]; then
 fi
 build_dir=$1
 seconds=$2
-repo=$(cd "$(dirname "$0")/../.." && pwd)
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
 python=${GRAPHSHARD_PYTHON:-$repo/.venv/bin/python}
 torch_prefix=$("$python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 

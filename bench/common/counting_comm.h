@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "graphshard/comm.h"
+#include "graphshard/forwarding_comm.h"
 
 namespace graphshard::study {
 
@@ -17,15 +17,9 @@ struct OpTraffic {
   int64_t bytes_received = 0;
 };
 
-class CountingCommunicator : public Communicator {
+class CountingCommunicator : public ForwardingCommunicator {
  public:
-  explicit CountingCommunicator(CommPtr inner) : inner_(std::move(inner)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
-  std::string engine() const override { return inner_->engine(); }
-  at::Device home_device() const override { return inner_->home_device(); }
-  void check_completed() override { inner_->check_completed(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
 
   const std::map<std::string, OpTraffic>& traffic() const { return traffic_; }
   void reset() { traffic_.clear(); }
@@ -39,11 +33,9 @@ class CountingCommunicator : public Communicator {
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,
                        const at::Tensor& recv, const std::vector<int64_t>& recv_counts,
                        OwnPiece own) override;
-  void do_barrier() override;
 
  private:
   void add(const char* op, int64_t sent_elems, int64_t recv_elems, const at::Tensor& like);
-  CommPtr inner_;
   std::map<std::string, OpTraffic> traffic_;
 };
 

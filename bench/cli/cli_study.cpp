@@ -38,7 +38,7 @@ int study_main(const std::vector<std::string>& args) {
   std::printf("\nwrote %s/results.json and %s/results.csv\n", out_dir.c_str(), out_dir.c_str());
   if (plots) {
     const std::string cmd = std::string("\"") + GRAPHSHARD_PYTHON + "\" \"" +
-                            GRAPHSHARD_SOURCE_DIR "/bench/plot_study.py\" \"" + out_dir + "\"";
+                            GRAPHSHARD_SOURCE_DIR "/bench/study/plot_study.py\" \"" + out_dir + "\"";
     if (std::system(cmd.c_str()) != 0) {
       std::fprintf(stderr, "plots skipped: '%s' failed (matplotlib in the project's .venv?)\n",
                    cmd.c_str());

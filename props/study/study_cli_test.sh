@@ -2,7 +2,7 @@
 # End-to-end checks of `graphshard study` as a user runs it.
 #   study_cli_test.sh MODE GRAPHSHARD SOURCE_DIR PYTHON
 # MODE quickstart: the README's main job (sim), with plots; every world size verified.
-# MODE gloo-file:  a graph exported by bench/export_graph.py, run over Gloo processes, verified.
+# MODE gloo-file:  a graph exported by bench/study/export_graph.py, run over Gloo processes, verified.
 # MODE bad-config: a wrong config fails with exit code 2 and a message naming the key path.
 set -euo pipefail
 mode=$1 gs=$2 src=$3 py=$4
@@ -30,7 +30,7 @@ case $mode in
     test -s "$out/qs/results.csv"
     ;;
   gloo-file)
-    "$py" "$src/bench/export_graph.py" "$out/g.safetensors" --random 500 300 2400
+    "$py" "$src/bench/study/export_graph.py" "$out/g.safetensors" --random 500 300 2400
     cat > "$out/study.json" <<'JSON'
 {"name": "file-gloo", "graph": {"kind": "file", "path": "g.safetensors"},
  "features": {"channels": 8, "edge_channels": 3, "dtype": "float64"},
