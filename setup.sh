@@ -7,7 +7,8 @@
 #   3. Configure and build into build/ (ccache'd). Nothing is downloaded after this step.
 # Environment: GRAPHSHARD_BUILD_DIR (default build), GRAPHSHARD_CUDA (ON/OFF, default: ON when nvcc
 # is found), GRAPHSHARD_SANITIZE (address,undefined | thread), GRAPHSHARD_BUILD_TYPE (Release),
-# GRAPHSHARD_BENCH (ON/OFF, default ON). clang and its runtime serve the fuzz targets.
+# GRAPHSHARD_BENCH (ON/OFF, default ON), GRAPHSHARD_TEST_TIMEOUT_SCALE (multiplier of every test's
+# timeout, default 1). clang and its runtime serve the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -46,6 +47,8 @@ bench_flag=()
 [ -n "${GRAPHSHARD_BENCH:-}" ] && bench_flag=(-DGRAPHSHARD_BENCH="$GRAPHSHARD_BENCH")
 sanitize_flag=()
 [ -n "${GRAPHSHARD_SANITIZE:-}" ] && sanitize_flag=(-DGRAPHSHARD_SANITIZE="$GRAPHSHARD_SANITIZE")
+[ -n "${GRAPHSHARD_TEST_TIMEOUT_SCALE:-}" ] &&
+  sanitize_flag+=(-DGRAPHSHARD_TEST_TIMEOUT_SCALE="$GRAPHSHARD_TEST_TIMEOUT_SCALE")
 mkdir -p "$build"
 if [ ! -f "$build/CMakeCache.txt" ] || [ -n "${cuda_flag[*]}${bench_flag[*]}${sanitize_flag[*]}" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="${GRAPHSHARD_BUILD_TYPE:-Release}" \

@@ -6,7 +6,7 @@
 //
 // Failure model: a rank that throws (or is killed by fault injection) marks the world broken;
 // every rank blocked in, or later entering, a collective raises CommError naming the failed
-// ranks. A rank that does not arrive within the timeout makes the waiting ranks raise
+// ranks that are root causes (a rank that ended with a CommError is a consequence). A rank that does not arrive within the timeout makes the waiting ranks raise
 // CommTimeout naming the missing ranks. Nobody waits forever.
 #pragma once
 
@@ -75,8 +75,10 @@ class SimWorld : public std::enable_shared_from_this<SimWorld> {
   void fail_at(int rank, int64_t op_index);  // throws InjectedFault before that collective
   void kill_at(int rank, int64_t op_index);  // throws RankKilled before that collective
 
-  // Marks a rank as failed: every rank in or entering a collective raises CommError.
-  void mark_failed(int rank, const std::string& why);
+  // Marks a rank as failed: every rank in or entering a collective raises CommError. A `cause`
+  // is blamed in those errors' peers(); a rank that failed only because another one had (it
+  // ended with a CommError) is not (comm.h, "Who is blamed").
+  void mark_failed(int rank, const std::string& why, bool cause = true);
 
   TrafficLedger ledger() const;
   void clear_ledger();

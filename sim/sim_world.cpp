@@ -68,9 +68,10 @@ void SimWorld::kill_at(int rank, int64_t op_index) {
   faults_[{rank, op_index}] = Fault{Fault::kKill, {}};
 }
 
-void SimWorld::mark_failed(int rank, const std::string& why) {
+void SimWorld::mark_failed(int rank, const std::string& why, bool cause) {
   std::lock_guard<std::mutex> lk(mutex_);
-  if (std::find(failed_ranks_.begin(), failed_ranks_.end(), rank) == failed_ranks_.end()) {
+  if (cause &&
+      std::find(failed_ranks_.begin(), failed_ranks_.end(), rank) == failed_ranks_.end()) {
     failed_ranks_.push_back(rank);
   }
   if (broken_.empty()) broken_ = "rank " + std::to_string(rank) + " failed: " + why;
@@ -184,6 +185,13 @@ std::vector<RankOutcome> run_ranks_collect(const std::shared_ptr<SimWorld>& worl
       const auto t0 = std::chrono::steady_clock::now();
       try {
         fn(world->communicator(r));
+      } catch (const CommError& e) {
+        // A consequence of another rank's failure (comm.h, "Who is blamed"): the world is
+        // broken, but this rank is not a root cause.
+        out[r].ok = false;
+        out[r].error = e.what();
+        out[r].exception = std::current_exception();
+        world->mark_failed(r, e.what(), /*cause=*/false);
       } catch (const RankKilled& e) {
         out[r].ok = false;
         out[r].killed = true;

@@ -1,6 +1,11 @@
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <exception>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <unordered_map>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/Work.hpp>
@@ -16,10 +21,12 @@ using WorkPtr = c10::intrusive_ptr<c10d::Work>;
 
 class C10dCommunicator : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<c10d::Backend> backend, std::chrono::milliseconds timeout)
-      : backend_(std::move(backend)), timeout_(timeout) {
+  C10dCommunicator(c10::intrusive_ptr<c10d::Backend> backend, std::chrono::milliseconds timeout,
+                   c10::intrusive_ptr<c10d::Store> store)
+      : backend_(std::move(backend)), timeout_(timeout), store_(std::move(store)) {
     const char* choice = std::getenv("GRAPHSHARD_GLOO_COLLECTIVES");
     direct_ = engine() == "gloo" && !(choice && std::string(choice) == "native");
+    if (store_) blame_prefix_ = "graphshard/blame/" + std::to_string(store_index(store_.get())) + "/";
   }
 
   int rank() const override { return backend_->getRank(); }
@@ -28,25 +35,114 @@ class C10dCommunicator : public Communicator {
   std::string engine() const override { return backend_->getBackendName(); }
 
  protected:
-  // Runs `body`, turning any transport error into a CommError that names operation, rank and,
-  // when known, the peer.
+  // Runs `body`, turning any transport error into a CommError that names the operation, the
+  // rank and the root cause of the failure (comm.h): `lost` is the peer the failing transfer
+  // was with (empty when the transport does not say).
   template <typename F>
-  void guarded(const std::string& op, const std::vector<int>& peers, F&& body) {
+  void guarded(const std::string& op, const std::vector<int>& lost, F&& body) {
     try {
       body();
     } catch (const CommError&) {
       throw;
     } catch (const std::exception& e) {
       const std::string what = e.what();
+      const std::vector<int> blamed = blame(lost);
       std::string msg = "graphshard::" + engine() + " " + op + " on rank " +
                         std::to_string(rank()) + " of " + std::to_string(size()) + " failed";
-      if (peers.size() == 1) msg += " (peer rank " + std::to_string(peers[0]) + ")";
+      if (!lost.empty() && blamed == lost) {
+        msg += " (peer rank " + std::to_string(lost[0]) + ")";
+      } else if (!lost.empty()) {
+        msg += " (peer rank " + std::to_string(lost[0]) + ", which had lost " +
+               ranks_str(blamed) + " first: root cause " + ranks_str(blamed) + ")";
+      } else if (!blamed.empty()) {
+        msg += " (the transport named no peer; root cause " + ranks_str(blamed) +
+               ", reported by the ranks that lost it)";
+      } else {
+        msg += " (peer unknown: the transport named none and no rank reported one)";
+      }
       msg += ": " + what.substr(0, what.find("\nException raised from"));
       const bool timed_out =
           what.find("imed out") != std::string::npos || what.find("imeout") != std::string::npos;
-      if (timed_out) throw CommTimeout(op, rank(), peers, msg);
-      throw CommError(op, rank(), peers, msg);
+      if (timed_out) throw CommTimeout(op, rank(), blamed, msg);
+      throw CommError(op, rank(), blamed, msg);
     }
+  }
+
+  // ---- Root cause through the store (comm.h) ------------------------------------------------
+  // The first rank to lose a peer posts whom it blames, under its own rank's key, before it
+  // raises; a rank that later loses a peer reads that peer's post: a peer that posted left
+  // because of what it blamed, so the blame passes on to that (transitively). Why the store: it
+  // outlives any one peer's sockets (only rank 0's death takes it), and a post is complete
+  // before the poster raises, so before its sockets close and anyone can see it gone.
+  std::vector<int> blame(const std::vector<int>& lost) {
+    if (!store_) return lost;
+    std::vector<int> roots;
+    try {
+      std::set<int> seen{rank()};
+      if (!lost.empty()) {
+        for (int p : lost) expand(p, seen, roots);
+      } else {  // the transport named no peer: take what the others reported
+        for (int q = 0; q < size(); ++q) {
+          if (q == rank()) continue;
+          for (int p : posted_blame(q)) expand(p, seen, roots);
+        }
+      }
+      std::sort(roots.begin(), roots.end());
+      if (!posted_ && !roots.empty()) {
+        posted_ = true;
+        std::ostringstream v;
+        for (size_t i = 0; i < roots.size(); ++i) v << (i ? "," : "") << roots[i];
+        const std::string text = v.str();
+        store_->set(blame_prefix_ + std::to_string(rank()),
+                    std::vector<uint8_t>(text.begin(), text.end()));
+      }
+    } catch (const std::exception&) {  // the store went with rank 0: blame what we saw
+      return lost;
+    }
+    return roots;
+  }
+
+  // Rank p is a root cause unless it posted a blame of ranks not yet seen (a cycle of ranks that
+  // timed out on each other ends at the first rank met twice).
+  void expand(int p, std::set<int>& seen, std::vector<int>& roots) {
+    if (!seen.insert(p).second) return;
+    std::vector<int> next;
+    for (int q : posted_blame(p))
+      if (!seen.count(q)) next.push_back(q);
+    if (next.empty()) {
+      if (std::find(roots.begin(), roots.end(), p) == roots.end()) roots.push_back(p);
+      return;
+    }
+    for (int q : next) expand(q, seen, roots);
+  }
+
+  std::vector<int> posted_blame(int q) {
+    const std::string key = blame_prefix_ + std::to_string(q);
+    if (!store_->check({key})) return {};
+    const auto bytes = store_->get(key);
+    std::vector<int> out;
+    std::stringstream in(std::string(bytes.begin(), bytes.end()));
+    for (std::string item; std::getline(in, item, ',');) {
+      const int x = std::atoi(item.c_str());
+      if (x >= 0 && x < size()) out.push_back(x);
+    }
+    return out;
+  }
+
+  static std::string ranks_str(const std::vector<int>& ranks) {
+    if (ranks.size() == 1) return "rank " + std::to_string(ranks[0]);
+    std::string s = "ranks [";
+    for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+    return s + "]";
+  }
+
+  // Communicators made over one store, counted in the order this process made them: ranks make
+  // them in the same order, so the count keys one communicator's posts apart from another's.
+  static int store_index(const c10d::Store* store) {
+    static std::mutex m;
+    static std::unordered_map<const c10d::Store*, int> made;
+    std::lock_guard<std::mutex> lk(m);
+    return made[store]++;
   }
 
   void wait(const WorkPtr& work) { work->wait(timeout_); }
@@ -146,18 +242,21 @@ class C10dCommunicator : public Communicator {
       }
     };
     try {
-      guarded(op, {}, [&] {
-        for (const auto& x : recvs) {
-          if (x.data.numel() == 0) continue;
+      // One post at a time, so that a post to a peer already gone names that peer.
+      for (const auto& x : recvs) {
+        if (x.data.numel() == 0) continue;
+        guarded(op, {x.peer}, [&] {
           std::vector<at::Tensor> t{x.data};
           works.emplace_back(x.peer, backend_->recv(t, x.peer, tag));
-        }
-        for (const auto& x : sends) {
-          if (x.data.numel() == 0) continue;
+        });
+      }
+      for (const auto& x : sends) {
+        if (x.data.numel() == 0) continue;
+        guarded(op, {x.peer}, [&] {
           std::vector<at::Tensor> t{x.data};
           works.emplace_back(x.peer, backend_->send(t, x.peer, tag));
-        }
-      });
+        });
+      }
     } catch (...) {
       withdraw(0);
       throw;
@@ -238,6 +337,9 @@ class C10dCommunicator : public Communicator {
  private:
   c10::intrusive_ptr<c10d::Backend> backend_;
   std::chrono::milliseconds timeout_;
+  c10::intrusive_ptr<c10d::Store> store_;  // may be null: blame what the transport names
+  std::string blame_prefix_;
+  bool posted_ = false;  // the first blame stands: later errors are its consequences
   bool direct_ = false;
   uint64_t next_tag_ = 1;
 };
@@ -245,7 +347,8 @@ class C10dCommunicator : public Communicator {
 }  // namespace
 
 CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
-                               std::chrono::milliseconds timeout) {
+                               std::chrono::milliseconds timeout,
+                               c10::intrusive_ptr<c10d::Store> store) {
   TORCH_CHECK_VALUE(backend, "graphshard::make_c10d_communicator: backend: expected a backend, ",
                     "got null");
   // Gloo writes to its sockets without MSG_NOSIGNAL: a write to a peer that has gone would kill
@@ -256,7 +359,7 @@ CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
   if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
     std::signal(SIGPIPE, SIG_IGN);
   }
-  return std::make_shared<C10dCommunicator>(std::move(backend), timeout);
+  return std::make_shared<C10dCommunicator>(std::move(backend), timeout, std::move(store));
 }
 
 }  // namespace graphshard

@@ -69,7 +69,7 @@ CommPtr communicator_from_env(const std::string& engine, std::chrono::millisecon
       opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
     auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, c.rank, c.world_size, opts);
-    return make_c10d_communicator(backend, timeout);
+    return make_c10d_communicator(backend, timeout, store);
   }
   // One GPU per process: the LOCAL_RANK-th of this node's devices.
   if (engine == "nccl") {

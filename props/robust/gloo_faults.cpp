@@ -41,6 +41,9 @@ void expect_survivors_raise(const CommPtr& comm, const char* what) {
     EXPECT_TRUE(msg.find(e.op()) != std::string::npos) << msg;
     EXPECT_TRUE(e.op() == "all_gather_v" || e.op() == "all_reduce_sum") << e.op();
     EXPECT_NE(msg.find("rank " + std::to_string(comm->rank())), std::string::npos) << msg;
+    // The root cause alone (comm.h, "Who is blamed"), also when the survivor's first lost peer
+    // is the other survivor, gone after raising.
+    EXPECT_EQ(e.peers(), std::vector<int>{comm->size() - 1}) << msg;
     std::printf("[rank %d] raised after %lld ms: %s\n", comm->rank(),
                 static_cast<long long>(
                     std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()),

@@ -10,14 +10,19 @@
 #include <chrono>
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "graphshard/comm.h"
 
 namespace graphshard {
 
 // `timeout` bounds every wait; a peer that dies or stalls raises CommError/CommTimeout naming
-// the operation (and the peer where the transport tells it).
+// the operation and the root cause (comm.h, "Who is blamed"). `store`, when given (the store
+// the ranks met through, or any store all ranks of the group share), carries the blames that
+// let a survivor tell the root cause from the ranks that left after it; without one, a rank
+// blames the peer its failing transfer was with.
 CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
-                               std::chrono::milliseconds timeout);
+                               std::chrono::milliseconds timeout,
+                               c10::intrusive_ptr<c10d::Store> store = {});
 
 }  // namespace graphshard

@@ -14,6 +14,23 @@
 //  - every call validates its buffers before communicating (same checks on every rank) and
 //    raises CommError naming the operation, rank and peer when a peer fails, dies or does not
 //    arrive within timeout().
+//
+// Who is blamed. When a rank fails, others often fall after it: a survivor that loses rank q
+// may see first, not q, but a third rank p that raised because of q and has exited since.
+// CommError::peers() is the ROOT CAUSE where it can be known: the ranks that failed for a
+// reason of their own (died, raised something other than a CommError, did not arrive within
+// the timeout), never a rank that left because it had lost one of those. How each engine knows:
+//  - sim: the world records why each rank ended; a rank that ended with a CommError is a
+//    consequence, the others are causes (a timeout blames the ranks that had not arrived);
+//  - gloo (c10d engine with a store): a rank that loses a peer posts whom it blames to the
+//    store before raising (so before its sockets close); a survivor that loses peer p reads
+//    p's post and, if p posted one, blames what p blamed (transitively);
+//  - without a store, or where the store is gone (rank 0, its host, died), or NCCL: the peer
+//    the failing transfer was with.
+// When nothing names a peer (Gloo's own collectives, GRAPHSHARD_GLOO_COLLECTIVES=native, say
+// nothing of their peers, and no rank posted a blame), peers() is empty and the message says
+// "peer unknown". A rank that times out waiting on a peer that is itself still waiting on
+// another (a chain of waits) blames the peer it waited on unless that peer posted first.
 #pragma once
 
 #include <array>
@@ -35,7 +52,8 @@ class CommError : public std::runtime_error {
       : std::runtime_error(message), op_(std::move(op)), rank_(rank), peers_(std::move(peers)) {}
   const std::string& op() const { return op_; }
   int rank() const { return rank_; }
-  // The ranks blamed (did not arrive, died, or failed); empty when unknown.
+  // The ranks blamed: the root cause of the failure (see "Who is blamed" above); empty when
+  // unknown.
   const std::vector<int>& peers() const { return peers_; }
 
  private:
