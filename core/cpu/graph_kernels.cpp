@@ -6,11 +6,46 @@
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <sstream>
+#include <string>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "graphshard/comm.h"   // checked_mode
+#include "graphshard/graph.h"  // debug_checks
+
 namespace graphshard::cpu {
+
+void precondition_failed(const char* kernel, const std::string& arg, const std::string& expected,
+                         const std::string& actual) {
+  throw c10::ValueError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                        "graphshard::" + std::string(kernel) + ": " + arg + ": expected " +
+                            expected + ", got " + actual);
+}
+
+bool scan_preconditions() {
+  return checked_mode() || debug_checks();
+}
+
+void check_values_in(const char* kernel, const char* arg, const at::Tensor& values, int64_t lo,
+                     int64_t hi) {
+  if (values.numel() == 0) return;
+  const auto [mn, mx] = at::aminmax(values);
+  int64_t a = 0, b = 0;
+  if (values.device().is_cpu()) {
+    a = mn.item<int64_t>(), b = mx.item<int64_t>();
+  } else {
+    const at::Tensor both = at::stack({mn, mx}).to(at::kCPU, at::kLong);  // one read-back
+    a = both[0].item<int64_t>(), b = both[1].item<int64_t>();
+  }
+  if (a < lo || b >= hi) {
+    precondition_failed(kernel, arg,
+                        "values in [" + std::to_string(lo) + ", " + std::to_string(hi) + ")",
+                        "values in [" + std::to_string(a) + ", " + std::to_string(b) + "]");
+  }
+}
+
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;
@@ -229,17 +264,28 @@ UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_
   return out;
 }
 
-void check_row(const at::Tensor& row, const char* what) {
-  TORCH_CHECK(row.device().is_cpu() && row.dim() == 1 &&
-                  (row.scalar_type() == at::kInt || row.scalar_type() == at::kLong),
-              "graphshard::cpu::", what, ": expected a 1-D int32/int64 CPU tensor, got ",
-              row.scalar_type(), row.sizes(), " on ", row.device());
+std::string describe(const at::Tensor& t) {
+  std::ostringstream os;
+  os << t.scalar_type() << t.sizes() << " on " << t.device();
+  return os.str();
+}
+
+void check_row(const at::Tensor& row, const char* kernel) {
+  if (!row.defined() || !row.device().is_cpu() || row.dim() != 1 ||
+      (row.scalar_type() != at::kInt && row.scalar_type() != at::kLong)) {
+    precondition_failed(kernel, "row", "a 1-D int32/int64 CPU tensor",
+                        row.defined() ? describe(row) : "undefined");
+  }
+}
+
+void check_count(const char* kernel, const char* arg, int64_t n) {
+  if (n < 0) precondition_failed(kernel, arg, "a count >= 0", std::to_string(n));
 }
 
 }  // namespace
 
 int64_t first_unsorted(const at::Tensor& row) {
-  check_row(row, "first_unsorted");
+  check_row(row, "cpu::first_unsorted");
   int64_t result = -1;
   AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "first_unsorted", [&] {
     result =
@@ -250,7 +296,13 @@ int64_t first_unsorted(const at::Tensor& row) {
 
 at::Tensor counting_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,
                               std::vector<int64_t>* key_counts) {
-  check_row(row, "counting_sort_perm");
+  constexpr const char* kernel = "cpu::counting_sort_perm";
+  check_row(row, kernel);
+  check_count(kernel, "num_keys", num_keys);
+  check_count(kernel, "blocks", blocks);
+  // A value outside [0, num_keys) would index the histograms out of bounds (and with blocks >
+  // num_keys its part size is 0: a division by zero).
+  if (scan_preconditions()) check_values_in(kernel, "row", row, 0, num_keys);
   const int64_t n = row.numel();
   at::Tensor perm = at::empty({n}, row.options().dtype(at::kLong));
   if (key_counts) key_counts->assign(std::max<int64_t>(blocks, 0), 0);
@@ -271,8 +323,17 @@ at::Tensor counting_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t b
 
 std::pair<at::Tensor, at::Tensor> counting_sort_edges(const at::Tensor& edge_index,
                                                       int64_t num_keys) {
+  constexpr const char* kernel = "cpu::counting_sort_edges";
+  if (!edge_index.defined() || !edge_index.device().is_cpu() || edge_index.dim() != 2 ||
+      edge_index.size(0) != 2 ||
+      (edge_index.scalar_type() != at::kInt && edge_index.scalar_type() != at::kLong)) {
+    precondition_failed(kernel, "edge_index", "a [2, E] int32/int64 CPU tensor",
+                        edge_index.defined() ? describe(edge_index) : "undefined");
+  }
   const at::Tensor src = edge_index.select(0, 0), dst = edge_index.select(0, 1);
-  check_row(dst, "counting_sort_edges");
+  check_count(kernel, "num_keys", num_keys);
+  // A destination outside [0, num_keys) would index the histograms out of bounds.
+  if (scan_preconditions()) check_values_in(kernel, "edge_index (destinations)", dst, 0, num_keys);
   const int64_t n = dst.numel();
   if (num_keys > 8 * n + (int64_t{1} << 20)) {
     at::Tensor perm = counting_sort_perm(dst, num_keys);
@@ -298,7 +359,18 @@ std::pair<at::Tensor, at::Tensor> counting_sort_edges(const at::Tensor& edge_ind
 }
 
 std::vector<int64_t> lower_bounds(const at::Tensor& row, const std::vector<int64_t>& bounds) {
-  check_row(row, "lower_bounds");
+  check_row(row, "cpu::lower_bounds");
+  if (scan_preconditions() && !bounds.empty()) {
+    // Binary search on an unsorted row stays in bounds but its offsets mean nothing (with no
+    // bounds there is no search: one part of any edge order is all its edges).
+    const int64_t i = first_unsorted(row);
+    if (i >= 0) {
+      precondition_failed("cpu::lower_bounds", "row", "a non-decreasing row",
+                          "a decrease at index " + std::to_string(i) + " (" +
+                              std::to_string(row[i - 1].item<int64_t>()) + " > " +
+                              std::to_string(row[i].item<int64_t>()) + ")");
+    }
+  }
   std::vector<int64_t> out(bounds.size());
   AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "lower_bounds", [&] {
     for (size_t j = 0; j < bounds.size(); ++j) {
@@ -310,7 +382,8 @@ std::vector<int64_t> lower_bounds(const at::Tensor& row, const std::vector<int64
 }
 
 UsedIds used_ids(const at::Tensor& row, int64_t n) {
-  check_row(row, "used_ids");
+  check_row(row, "cpu::used_ids");
+  check_count("cpu::used_ids", "n", n);  // the size of the mask
   UsedIds out;
   AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "used_ids", [&] {
     out = used_ids_kernel_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), row.numel(), n,

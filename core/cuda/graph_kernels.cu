@@ -9,6 +9,7 @@
 #include <cub/cub.cuh>
 
 #include <limits>
+#include <string>
 #include <type_traits>
 
 #include "kernels.h"
@@ -151,6 +152,10 @@ __global__ void relabel_kernel_impl(const T* __restrict__ v, int64_t e,
   }
 }
 
+void check_count(const char* kernel, const char* arg, int64_t n) {
+  if (n < 0) cpu::precondition_failed(kernel, arg, "a count >= 0", std::to_string(n));
+}
+
 void check_row(const char* fn, const at::Tensor& row) {
   TORCH_CHECK_VALUE(row.is_cuda() && row.dim() == 1 &&
                         (row.scalar_type() == at::kLong || row.scalar_type() == at::kInt),
@@ -163,9 +168,15 @@ void check_row(const char* fn, const at::Tensor& row) {
 
 at::Tensor stable_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t blocks,
                             std::vector<int64_t>* key_counts) {
+  constexpr const char* kernel = "cuda_kernels::stable_sort_perm";
   check_row("stable_sort_perm", row);
+  check_count(kernel, "num_keys", num_keys);
+  check_count(kernel, "blocks", blocks);
   const c10::cuda::CUDAGuard guard(row.device());
   const at::Tensor v = row.contiguous();
+  // A value outside [0, num_keys) gives a part key past the counts (an out-of-bounds atomicAdd)
+  // or bits above end_bit (a wrong order): checked with the CPU kernel's scan (one host sync).
+  if (cpu::scan_preconditions()) cpu::check_values_in(kernel, "row", v, 0, num_keys);
   const int64_t n = v.numel();
   const auto stream = at::cuda::getCurrentCUDAStream();
   // 32-bit keys: block numbers always (blocks <= n + 1 fits), ids when they fit.
@@ -261,9 +272,14 @@ cpu::UsedIds used_ids_impl(const at::Tensor& v, int64_t n) {
 }  // namespace
 
 cpu::UsedIds used_ids(const at::Tensor& row, int64_t n) {
+  constexpr const char* kernel = "cuda_kernels::used_ids";
   check_row("used_ids", row);
+  check_count(kernel, "n", n);
   const c10::cuda::CUDAGuard guard(row.device());
   const at::Tensor v = row.contiguous();
+  // Unlike the CPU kernel this one does not test the ids while marking: one outside [0, n)
+  // would be an out-of-bounds store. Callers check the range first; the scan re-checks it.
+  if (cpu::scan_preconditions()) cpu::check_values_in(kernel, "row", v, 0, n);
   return AT_DISPATCH_INDEX_TYPES(v.scalar_type(), "used_ids", [&] {
     return n <= std::numeric_limits<int32_t>::max() ? used_ids_impl<index_t, int32_t>(v, n)
                                                     : used_ids_impl<index_t, int64_t>(v, n);

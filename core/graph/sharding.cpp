@@ -121,6 +121,8 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
   if (cond) check_rows(fn, "cond.first (cond_src)", cond->first, src_rows, rank);
   // Destinations.
   if (shard_info.dst_is_sharded()) {
+    // The length first, so a list of the wrong length is reported as one, as everywhere else.
+    detail::check_sizes(fn, "shard_info.dst_nodes", *shard_info.dst_nodes(), world, rank);
     check(*shard_info.dst_nodes() == partition.dst_splits, fn, "shard_info.dst_nodes",
           partition.dst_splits, *shard_info.dst_nodes(), rank);
   }
@@ -128,6 +130,7 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
              shard_info.dst_is_sharded() ? partition.dst_splits[rank] : n_dst, rank);
   // Edges.
   if (shard_info.edges_are_sharded()) {
+    detail::check_sizes(fn, "shard_info.edges", *shard_info.edges(), world, rank);
     check(*shard_info.edges() == partition.edge_splits, fn, "shard_info.edges",
           partition.edge_splits, *shard_info.edges(), rank);
   }

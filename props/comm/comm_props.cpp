@@ -1,12 +1,14 @@
 // Every collective of every engine equals its whole-world definition for random uneven (and
 // zero) counts and every dtype. Data are small integers, so even sums are exact in f16 and the
 // comparison is bitwise: equal to the reference on every rank means identical across ranks.
+// The sum-order properties (end) use chosen values whose sum depends on the order of addition.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include "generators.h"
 #include "graphshard/shapes.h"
 #include "harness.h"
+#include "sum_order.h"
 
 namespace graphshard::props {
 namespace {
@@ -149,6 +151,66 @@ void all_to_all_v_body(const CommPtr& comm, const CountsCase& c) {
   expect_equal(recv, at::cat(expected), "all_to_all_v on rank " + std::to_string(r));
 }
 
+// ---- Sums in rank order (SPEC §5) ----------------------------------------------------------
+// Values whose sum depends on the order of addition (sum_order.h), W >= 3, every float dtype:
+// each rank's result is bitwise the rank-order sum ((x0 + x1) + x2) + ... computed here in the
+// same dtype (16-bit floats: in float32, rounded once). Catches an engine that adds in another
+// order (reverse, own piece first, a ring's rotation) or in different orders on different
+// ranks.
+struct OrderCase {
+  DType dtype;
+  std::vector<int64_t> counts;  // total >= 1
+  bool with_own = false;        // reduce_scatter_v: this rank's piece from a strided `own`
+  uint64_t seed = 0;
+};
+std::ostream& operator<<(std::ostream& os, const OrderCase& c) {
+  os << "dtype=" << c.dtype << " counts=[";
+  for (auto v : c.counts) os << v << ' ';
+  return os << "] with_own=" << c.with_own << " seed=" << c.seed;
+}
+
+rc::Gen<OrderCase> gen_order_case(int w) {
+  return rc::gen::build<OrderCase>(
+      rc::gen::set(&OrderCase::dtype, gen_float_dtype()),
+      rc::gen::set(&OrderCase::counts,
+                   rc::gen::suchThat(gen_sizes(w, 24),
+                                     [](const std::vector<int64_t>& s) { return total(s) > 0; })),
+      rc::gen::set(&OrderCase::with_own, rc::gen::arbitrary<bool>()),
+      rc::gen::set(&OrderCase::seed, rc::gen::arbitrary<uint32_t>()));
+}
+
+void all_reduce_sum_order_body(const CommPtr& comm, const OrderCase& c) {
+  if (sum_order::skip_sum_order(comm, "Communicator.AllReduceSumAddsInRankOrder")) return;
+  const int w = comm->size(), r = comm->rank();
+  const auto xs = sum_order::order_sensitive_summands(w, c.dtype.type, total(c.counts), c.seed);
+  at::Tensor mine = xs[r].clone();
+  comm->all_reduce_sum(mine);
+  const std::string what = "all_reduce_sum on rank " + std::to_string(r);
+  sum_order::expect_rank_order(
+      mine, sum_order::rank_order_sum(xs), xs, [](const at::Tensor& s) { return s; }, what);
+  sum_order::expect_same_bits_on_every_rank(comm, mine, what);
+}
+
+void reduce_scatter_v_order_body(const CommPtr& comm, const OrderCase& c) {
+  if (sum_order::skip_sum_order(comm, "Communicator.ReduceScatterVAddsInRankOrder")) return;
+  const int w = comm->size(), r = comm->rank();
+  const auto xs = sum_order::order_sensitive_summands(w, c.dtype.type, total(c.counts), c.seed);
+  const auto [lo, hi] = partition_range(c.counts, r);
+  at::Tensor send = xs[r].clone();
+  at::Tensor own;
+  if (c.with_own) {
+    own = at::zeros({2 * (hi - lo)}, send.options()).slice(0, 0, 2 * (hi - lo), 2);
+    own.copy_(send.narrow(0, lo, hi - lo));
+    send.narrow(0, lo, hi - lo).fill_(99);
+  }
+  at::Tensor recv = at::full({hi - lo}, 7, send.options());
+  comm->reduce_scatter_v(send, recv, c.counts, own);
+  auto piece = [&, lo = lo, hi = hi](const at::Tensor& s) { return s.narrow(0, lo, hi - lo); };
+  sum_order::expect_rank_order(recv, piece(sum_order::rank_order_sum(xs)), xs, piece,
+                               std::string("reduce_scatter_v") + (c.with_own ? " with own" : "") +
+                                   " on rank " + std::to_string(r));
+}
+
 }  // namespace
 
 GRAPHSHARD_PROPERTY(Communicator, AllGatherVMatchesConcatenation, gen_counts_case,
@@ -164,5 +226,9 @@ GRAPHSHARD_PROPERTY(Communicator, AllReduceSumOf16BitFloatsAccumulatesInFloat32,
 GRAPHSHARD_PROPERTY(Communicator, ReduceScatterVOf16BitFloatsAccumulatesInFloat32,
                     gen_wide_sum_case, reduce_scatter_v_16bit_body);
 GRAPHSHARD_PROPERTY(Communicator, AllToAllVMatchesTranspose, gen_counts_case, all_to_all_v_body);
+GRAPHSHARD_PROPERTY_MIN_W(Communicator, AllReduceSumAddsInRankOrder, sum_order::kMinWorld,
+                          gen_order_case, all_reduce_sum_order_body);
+GRAPHSHARD_PROPERTY_MIN_W(Communicator, ReduceScatterVAddsInRankOrder, sum_order::kMinWorld,
+                          gen_order_case, reduce_scatter_v_order_body);
 
 }  // namespace graphshard::props

@@ -24,6 +24,34 @@ std::string BadInputCase::name() const {
   return function + " / " + argument + " / " + violation;
 }
 
+std::string describe(WrongLength l) {
+  switch (l) {
+    case WrongLength::kOneMore:
+      return "W + 1 entries";
+    case WrongLength::kOneLess:
+      return "W - 1 entries";
+    case WrongLength::kEmpty:
+      break;
+  }
+  return "an empty list";
+}
+
+std::vector<int64_t> with_length(std::vector<int64_t> s, WrongLength l) {
+  switch (l) {
+    case WrongLength::kOneMore:
+      s.push_back(0);
+      break;
+    case WrongLength::kOneLess:
+      if (s.size() >= 2) s[s.size() - 2] += s.back();
+      if (!s.empty()) s.pop_back();
+      break;
+    case WrongLength::kEmpty:
+      s.clear();
+      break;
+  }
+  return s;
+}
+
 namespace {
 
 // A simulated rank that waits this long in a collective has been left behind: far more than

@@ -63,6 +63,19 @@ std::string run_case_on_comm(const BadInputCase& c, const CommPtr& comm);
 
 // ---- Violation lists -------------------------------------------------------------------------
 
+// The wrong lengths every check of a list of one entry per rank must reject: one entry too many,
+// one too few (at W = 1 the empty list) and none. Each is its own case, so a check that only
+// catches lists that are too long (or reads past a short one) fails one of them.
+enum class WrongLength { kOneMore, kOneLess, kEmpty };
+inline constexpr WrongLength kWrongLengths[] = {WrongLength::kOneMore, WrongLength::kOneLess,
+                                                WrongLength::kEmpty};
+// The violation as cases name it: "W + 1 entries", "W - 1 entries", "an empty list".
+std::string describe(WrongLength l);
+// The correct list s at length l, keeping its sum where the length allows (a 0 appended, the
+// last two entries merged), so that only the length is wrong and nothing but the length check
+// can reject it.
+std::vector<int64_t> with_length(std::vector<int64_t> s, WrongLength l);
+
 // The cases of the seven tensor primitives, from a PrimCase of W = c.sizes.size() ranks with
 // ndim >= 2.
 std::vector<BadInputCase> primitive_cases(const PrimCase& c);

@@ -62,6 +62,23 @@ class CaseList {
       : fn_(fn), with_group_(with_group), f_(f), setup_(std::move(setup)), call_(std::move(call)) {}
 
   CaseList& add(std::string arg, std::string what, Spoil spoil, unsigned options = 0);
+  // A list of one entry per rank (or part) at each wrong length (kWrongLengths), one case each,
+  // named what(l): resize(a, l) passes the correct list at length l (with_length) and the rest
+  // as that correct list requires, so only the length is wrong.
+  using Resize = std::function<void(GraphArgs&, WrongLength)>;
+  CaseList& add_lengths_named(const std::string& arg,
+                              const std::function<std::string(WrongLength)>& what,
+                              const Resize& resize, unsigned options = 0) {
+    for (WrongLength l : kWrongLengths) {
+      add(
+          arg, what(l), [resize, l](GraphArgs& a) { resize(a, l); }, options);
+    }
+    return *this;
+  }
+  // The same, named "W + 1 entries" etc. (describe).
+  CaseList& add_lengths(const std::string& arg, const Resize& resize, unsigned options = 0) {
+    return add_lengths_named(arg, describe, resize, options);
+  }
   // Edges that are not dst-sorted where sorted ones are required: checked under debug checks
   // only; left out when reversing the edges would not unsort them.
   CaseList& add_unsorted(std::string what, Spoil spoil, unsigned options = 0) {

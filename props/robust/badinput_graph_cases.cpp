@@ -143,6 +143,21 @@ std::vector<BadInputCase> build_graph_partition_cases(const GraphFixture& f) {
   return list.add_unsorted("unsorted (debug checks)", unsort).done();
 }
 
+// materialise checks the splits against the partition's num_parts (= W here), not the group.
+std::function<std::string(WrongLength)> splits_of_length(const std::string& splits) {
+  return [splits](WrongLength l) {
+    switch (l) {
+      case WrongLength::kOneMore:
+        return splits + " of num_parts + 1 entries";
+      case WrongLength::kOneLess:
+        return splits + " of num_parts - 1 entries";
+      case WrongLength::kEmpty:
+        break;
+    }
+    return splits + " empty";
+  };
+}
+
 std::vector<BadInputCase> materialise_cases(const GraphFixture& f) {
   CaseList list(
       "GraphPartition::materialise", false, f,
@@ -176,8 +191,14 @@ std::vector<BadInputCase> materialise_cases(const GraphFixture& f) {
              }
              a.count = held[a.rank % held.size()];
            })
-      .add("partition", "dst_splits of num_parts + 1 entries",
-           [](GraphArgs& a) { a.partition.dst_splits.push_back(0); })
+      .add_lengths_named("partition", splits_of_length("dst_splits"),
+                         [](GraphArgs& a, WrongLength l) {
+                           a.partition.dst_splits = with_length(a.partition.dst_splits, l);
+                         })
+      .add_lengths_named("partition", splits_of_length("edge_splits"),
+                         [](GraphArgs& a, WrongLength l) {
+                           a.partition.edge_splits = with_length(a.partition.edge_splits, l);
+                         })
       .add("partition", "a negative dst split (the splits still sum to n_dst)",
            [](GraphArgs& a) {
              a.partition.num_parts = 2;

@@ -18,6 +18,26 @@ at::Tensor piece(const at::Tensor& full, int64_t dim, const std::vector<int64_t>
   return full.narrow(dim, lo, hi - lo);
 }
 
+// The sizes lists of shard info at a wrong length, each with the local data of the correct
+// list (balanced sources, the partition's destinations and edges), so that nothing but the
+// length check can reject them.
+void src_nodes_of_length(GraphArgs& a, WrongLength l) {
+  const auto src = balanced_sizes(a.n_src, a.world);
+  a.x_src = rows(src[a.rank]);
+  a.shard_info = BipartiteGraphShardInfo(with_length(src, l));
+}
+void dst_nodes_of_length(GraphArgs& a, WrongLength l) {
+  const auto& dst = a.partition.dst_splits;
+  a.x_dst = piece(a.x_dst, 0, dst, a.rank);
+  a.shard_info = BipartiteGraphShardInfo(std::nullopt, with_length(dst, l));
+}
+void edges_of_length(GraphArgs& a, WrongLength l) {
+  const auto& edges = a.partition.edge_splits;
+  a.edge_attr = piece(a.edge_attr, 0, edges, a.rank);
+  a.edge_index = piece(a.edge_index, 1, edges, a.rank);
+  a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt, with_length(edges, l));
+}
+
 }  // namespace
 
 std::vector<BadInputCase> build_graph_partition_from_shard_info_cases(const GraphFixture& f) {
@@ -33,21 +53,15 @@ std::vector<BadInputCase> build_graph_partition_from_shard_info_cases(const Grap
            })
       .add("x.first", "0-d x_src", [](GraphArgs& a) { a.x_src = at::zeros({}); })
       .add("x.second", "undefined x_dst", [](GraphArgs& a) { a.x_dst = at::Tensor(); })
-      .add("shard_info.src_nodes", "W + 1 entries",
-           [](GraphArgs& a) {
-             a.shard_info = BipartiteGraphShardInfo(std::vector<int64_t>(a.world + 1, 1));
-           })
+      .add_lengths("shard_info.src_nodes length", src_nodes_of_length)
+      .add_lengths("shard_info.dst_nodes length", dst_nodes_of_length)
       .add("shard_info.dst_nodes", "a negative entry",
            [](GraphArgs& a) {
              auto dst = balanced_sizes(a.n_dst, a.world);
              dst[0] = -1;
              a.shard_info = BipartiteGraphShardInfo(std::nullopt, dst);
            })
-      .add("shard_info.edges", "W + 1 entries",
-           [](GraphArgs& a) {
-             a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt,
-                                                    std::vector<int64_t>(a.world + 1, 0));
-           })
+      .add_lengths("shard_info.edges length", edges_of_length)
       .add("edge_index", "shard_info.edges[rank] != the local edge count",
            [](GraphArgs& a) {
              a.shard_info = BipartiteGraphShardInfo(std::nullopt, std::nullopt,
@@ -91,12 +105,21 @@ std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int 
       .add(
           "partition.num_nodes", "negative n_src",
           [](GraphArgs& a) { a.partition.num_nodes.first = -1; }, w1)
+      .add_lengths(
+          "partition.dst_splits length",
+          [](GraphArgs& a, WrongLength l) {
+            a.partition.dst_splits = with_length(a.partition.dst_splits, l);
+          },
+          w1)
       .add(
           "partition.dst_splits", "sum != n_dst",
           [](GraphArgs& a) { a.partition.dst_splits[0] += 1; }, w1)
-      .add(
-          "partition.edge_splits", "W + 1 entries",
-          [](GraphArgs& a) { a.partition.edge_splits.push_back(0); }, w1)
+      .add_lengths(
+          "partition.edge_splits length",
+          [](GraphArgs& a, WrongLength l) {
+            a.partition.edge_splits = with_length(a.partition.edge_splits, l);
+          },
+          w1)
       .add(
           "x.first", "x_src rows != n_src", [](GraphArgs& a) { a.x_src = rows(a.n_src + 1); }, w1)
       .add(
@@ -111,12 +134,7 @@ std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int 
             a.cond = PairTensor{rows(a.n_src + 2), rows(a.n_dst)};
           },
           w1)
-      .add(
-          "shard_info.src_nodes", "W + 1 entries",
-          [](GraphArgs& a) {
-            a.shard_info = BipartiteGraphShardInfo(std::vector<int64_t>(a.world + 1, 0));
-          },
-          w1)
+      .add_lengths("shard_info.src_nodes length", src_nodes_of_length, w1)
       .add(
           "shard_info.src_nodes", "sum != n_src",
           [](GraphArgs& a) {
@@ -135,6 +153,7 @@ std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int 
             a.x_dst = piece(a.x_dst, 0, dst, a.rank);
           },
           w1 | kTwoRanks)
+      .add_lengths("shard_info.dst_nodes length", dst_nodes_of_length, w1)
       .add(
           "x.second", "sharded x_dst rows != dst_splits[rank]",
           [](GraphArgs& a) {
@@ -154,7 +173,8 @@ std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int 
             a.edge_attr = piece(a.edge_attr, 0, edges, a.rank);
             a.edge_index = piece(a.edge_index, 1, edges, a.rank);
           },
-          w1 | kTwoRanks);
+          w1 | kTwoRanks)
+      .add_lengths("shard_info.edges length", edges_of_length, w1);
   const GraphPartition p = build_graph_partition(f.edge_index, world_size, {f.n_src, f.n_dst});
   bool every_part_holds_edges = true;
   for (int64_t s : p.edge_splits) every_part_holds_edges = every_part_holds_edges && s > 0;

@@ -52,10 +52,6 @@ int64_t bad_dim(const PrimCase& c) {
   const auto ndim = static_cast<int64_t>(c.shape.size());
   return c.flag ? ndim + static_cast<int64_t>(c.seed % 3) : -ndim - 1;
 }
-std::vector<int64_t> longer(std::vector<int64_t> s) {
-  s.push_back(1);
-  return s;
-}
 std::vector<int64_t> negative(const PrimCase& c) {
   auto s = c.sizes;
   s[c.seed % s.size()] = -1;
@@ -68,20 +64,41 @@ Input undefined() {
   return [](int) { return at::Tensor(); };
 }
 
+// The cases of one sizes list at each wrong length (W + 1, W - 1, none; kWrongLengths), the
+// other arguments correct: apply(bad) passes the list of that length.
+std::vector<BadInputCase> length_cases(const char* fn, const std::string& arg,
+                                       const std::vector<int64_t>& sizes, const Input& input,
+                                       const std::function<Apply(std::vector<int64_t>)>& apply) {
+  std::vector<BadInputCase> v;
+  for (WrongLength l : kWrongLengths) {
+    v.push_back(prim(fn, arg, describe(l), input, apply(with_length(sizes, l))));
+  }
+  return v;
+}
+
+void append(std::vector<BadInputCase>& v, std::vector<BadInputCase> more) {
+  for (auto& k : more) v.push_back(std::move(k));
+}
+
 // The whole-input checks of the split-like functions (the input is the full tensor).
 std::vector<BadInputCase> whole_input_cases(const char* fn, const PrimCase& c, const Cut& f) {
   const Input full = [c](int r) { return data(c, shape_with(c, sum_of(c.sizes)), r); };
   const Input too_long = [c](int r) { return data(c, shape_with(c, sum_of(c.sizes) + 1), r); };
-  return {
+  std::vector<BadInputCase> v = {
       prim(fn, "dim", "outside [-ndim, ndim)", full, with(f, bad_dim(c), c.sizes)),
       prim(fn, "dim", "a 0-d input has no dim", scalar(c), with(f, c.dim, c.sizes)),
       prim(fn, "sizes", "unset (nullopt) with a distributed group", full,
            with(f, c.dim, std::nullopt)),
-      prim(fn, "sizes length", "W + 1 entries", full, with(f, c.dim, longer(c.sizes))),
-      prim(fn, "sizes", "a negative entry", full, with(f, c.dim, negative(c))),
-      prim(fn, "sizes", "sum(sizes) != input.size(dim)", too_long, with(f, c.dim, c.sizes)),
-      prim(fn, "input", "undefined", undefined(), with(f, c.dim, c.sizes)),
   };
+  append(v, length_cases(fn, "sizes length", c.sizes, full,
+                         [&](std::vector<int64_t> bad) { return with(f, c.dim, bad); }));
+  append(v,
+         {
+             prim(fn, "sizes", "a negative entry", full, with(f, c.dim, negative(c))),
+             prim(fn, "sizes", "sum(sizes) != input.size(dim)", too_long, with(f, c.dim, c.sizes)),
+             prim(fn, "input", "undefined", undefined(), with(f, c.dim, c.sizes)),
+         });
+  return v;
 }
 
 // The sharded-input checks of the gather-like functions (the input is piece r along dim).
@@ -92,12 +109,16 @@ std::vector<BadInputCase> sharded_input_cases(const char* fn, const PrimCase& c,
   std::vector<BadInputCase> v = {
       prim(fn, "dim", "outside [-ndim, ndim)", piece, with(f, bad_dim(c), c.sizes)),
       prim(fn, "dim", "a 0-d input has no dim", scalar(c), with(f, c.dim, c.sizes)),
-      prim(fn, "sizes length", "W + 1 entries", piece, with(f, c.dim, longer(c.sizes))),
-      prim(fn, "sizes", "a negative entry", piece, with(f, c.dim, negative(c))),
-      prim(fn, "sizes[", "input.size(dim) != sizes[rank] on every rank", off_by_one,
-           with(f, c.dim, c.sizes)),
-      prim(fn, "input", "undefined", undefined(), with(f, c.dim, c.sizes)),
   };
+  // Each rank's piece is its entry of the correct list: only the length is wrong.
+  append(v, length_cases(fn, "sizes length", c.sizes, piece,
+                         [&](std::vector<int64_t> bad) { return with(f, c.dim, bad); }));
+  append(v, {
+                prim(fn, "sizes", "a negative entry", piece, with(f, c.dim, negative(c))),
+                prim(fn, "sizes[", "input.size(dim) != sizes[rank] on every rank", off_by_one,
+                     with(f, c.dim, c.sizes)),
+                prim(fn, "input", "undefined", undefined(), with(f, c.dim, c.sizes)),
+            });
   if (unset_sizes_is_bad) {
     v.push_back(prim(fn, "sizes", "unset (nullopt) with a distributed group", piece,
                      with(f, c.dim, std::nullopt)));
@@ -160,7 +181,7 @@ std::vector<BadInputCase> all_to_all_transpose_cases(const PrimCase& c) {
   };
   const auto& ss = c.sizes;
   const auto& cs = c.sizes2;
-  return {
+  std::vector<BadInputCase> v = {
       prim(fn, "dim_split", "outside [-ndim, ndim)", in, run(bad_dim(c), ss, c.dim2, cs)),
       prim(fn, "dim_concat", "outside [-ndim, ndim)", in, run(c.dim, ss, bad_dim(c), cs)),
       prim(fn, "dim_concat", "the same dim as dim_split after normalisation", in,
@@ -168,15 +189,21 @@ std::vector<BadInputCase> all_to_all_transpose_cases(const PrimCase& c) {
       prim(fn, "dim_split", "a 0-d input has no dim", scalar(c), run(c.dim, ss, c.dim2, cs)),
       prim(fn, "split_sizes", "unset (nullopt)", in, run(c.dim, std::nullopt, c.dim2, cs)),
       prim(fn, "concat_sizes", "unset (nullopt)", in, run(c.dim, ss, c.dim2, std::nullopt)),
-      prim(fn, "split_sizes length", "W + 1 entries", in, run(c.dim, longer(ss), c.dim2, cs)),
-      prim(fn, "concat_sizes length", "W + 1 entries", in, run(c.dim, ss, c.dim2, longer(cs))),
-      prim(fn, "split_sizes", "a negative entry", in, run(c.dim, negative(c), c.dim2, cs)),
-      prim(fn, "split_sizes", "sum(split_sizes) != input.size(dim_split)", split_too_long,
-           run(c.dim, ss, c.dim2, cs)),
-      prim(fn, "concat_sizes[", "input.size(dim_concat) != concat_sizes[rank] on every rank",
-           concat_off_by_one, run(c.dim, ss, c.dim2, cs)),
-      prim(fn, "input", "undefined", undefined(), run(c.dim, ss, c.dim2, cs)),
   };
+  append(v, length_cases(fn, "split_sizes length", ss, in,
+                         [&](std::vector<int64_t> bad) { return run(c.dim, bad, c.dim2, cs); }));
+  append(v, length_cases(fn, "concat_sizes length", cs, in,
+                         [&](std::vector<int64_t> bad) { return run(c.dim, ss, c.dim2, bad); }));
+  append(v,
+         {
+             prim(fn, "split_sizes", "a negative entry", in, run(c.dim, negative(c), c.dim2, cs)),
+             prim(fn, "split_sizes", "sum(split_sizes) != input.size(dim_split)", split_too_long,
+                  run(c.dim, ss, c.dim2, cs)),
+             prim(fn, "concat_sizes[", "input.size(dim_concat) != concat_sizes[rank] on every rank",
+                  concat_off_by_one, run(c.dim, ss, c.dim2, cs)),
+             prim(fn, "input", "undefined", undefined(), run(c.dim, ss, c.dim2, cs)),
+         });
+  return v;
 }
 
 std::vector<BadInputCase> ensure_sharded_cases(const PrimCase& c) {
@@ -194,16 +221,21 @@ std::vector<BadInputCase> ensure_sharded_cases(const PrimCase& c) {
       prim(fn, "dim", "outside [-ndim, ndim), sizes given", piece, ensure(bad_dim(c), c.sizes)),
       prim(fn, "dim", "outside [-ndim, ndim), sizes unset", piece,
            ensure(bad_dim(c), std::nullopt)),
-      prim(fn, "shard_sizes length", "W + 1 entries", piece, ensure(c.dim, longer(c.sizes))),
-      prim(fn, "shard_sizes", "a negative entry", piece, ensure(c.dim, negative(c))),
-      prim(fn, "shard_sizes[", "x.size(dim) != shard_sizes[rank] on every rank", off_by_one,
-           ensure(c.dim, c.sizes)),
-      prim(fn, "x", "undefined", undefined(), ensure(c.dim, c.sizes)),
-      on_rank0(prim(fn, "shard_sizes length", "2 or more entries with a null group", piece,
-                    alone(c.dim, longer(c.sizes)))),
-      on_rank0(prim(fn, "shard_sizes[", "x.size(dim) != shard_sizes[0] with a null group", piece,
-                    alone(c.dim, std::vector<int64_t>{sum_of(c.sizes) + 1}))),
   };
+  append(v, length_cases(fn, "shard_sizes length", c.sizes, piece,
+                         [&](std::vector<int64_t> bad) { return ensure(c.dim, bad); }));
+  append(v, {
+                prim(fn, "shard_sizes", "a negative entry", piece, ensure(c.dim, negative(c))),
+                prim(fn, "shard_sizes[", "x.size(dim) != shard_sizes[rank] on every rank",
+                     off_by_one, ensure(c.dim, c.sizes)),
+                prim(fn, "x", "undefined", undefined(), ensure(c.dim, c.sizes)),
+                on_rank0(prim(fn, "shard_sizes length", "2 or more entries with a null group",
+                              piece, alone(c.dim, with_length(c.sizes, WrongLength::kOneMore)))),
+                on_rank0(prim(fn, "shard_sizes length", "an empty list with a null group", piece,
+                              alone(c.dim, std::vector<int64_t>{}))),
+                on_rank0(prim(fn, "shard_sizes[", "x.size(dim) != shard_sizes[0] with a null group",
+                              piece, alone(c.dim, std::vector<int64_t>{sum_of(c.sizes) + 1}))),
+            });
   for (auto& k : v) k.accepted_at_w1 = false;  // checked with any group, W = 1 included
   return v;
 }

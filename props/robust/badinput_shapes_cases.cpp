@@ -55,6 +55,9 @@ std::vector<BadInputCase> shapes_cases() {
       shape_case("partition_range", "i", "-1", false, {}, no_tensor([] {
                    partition_range({1, 2}, -1, 5);
                  })),
+      // A list too short for the index: the empty list has no index at all.
+      shape_case("partition_range", "i", "0 with an empty sizes list", false, {},
+                 no_tensor([] { partition_range({}, 0); })),
   };
 }
 

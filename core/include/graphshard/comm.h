@@ -8,7 +8,10 @@
 //    device; counts are in ELEMENTS, one entry per rank, and may be zero or uneven;
 //  - pieces are laid out in rank order: piece q starts at sum(counts[:q]);
 //  - sums are taken in the buffer's dtype (callers upcast 16-bit floats first, see primitives);
-//    every rank receives a bitwise-identical sum; the simulated engine adds in rank order;
+//    every rank receives a bitwise-identical sum. The simulated engine and Gloo with direct
+//    messages (the default) add rank contributions in rank order, ((x0 + x1) + x2) + ...;
+//    Gloo's own collectives (GRAPHSHARD_GLOO_COLLECTIVES=native) and NCCL's (its all-reduce,
+//    its even reduce-scatter) give every rank the same bits too, but add in their own order;
 //  - calls are stream-ordered on CUDA tensors (no host synchronisation is part of the contract);
 //    on CPU they return when the output is ready;
 //  - every call validates its buffers before communicating (same checks on every rank) and
