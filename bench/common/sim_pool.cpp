@@ -2,8 +2,8 @@
 
 namespace graphshard::study {
 
-SimPool::SimPool(int world_size)
-    : world_(sim::SimWorld::create(world_size, std::chrono::minutes(5))) {
+SimPool::SimPool(int world_size, std::chrono::milliseconds timeout)
+    : world_(sim::SimWorld::create(world_size, timeout)) {
   for (int r = 0; r < world_size; ++r) {
     threads_.emplace_back([this, r] {
       const CommPtr comm = world_->communicator(r);

@@ -3,6 +3,7 @@
 // creation.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -15,7 +16,9 @@ namespace graphshard::study {
 
 class SimPool {
  public:
-  explicit SimPool(int world_size);
+  // timeout: the simulated world's, for every collective of every job.
+  explicit SimPool(int world_size,
+                   std::chrono::milliseconds timeout = std::chrono::minutes(5));
   ~SimPool();
   SimPool(const SimPool&) = delete;
   SimPool& operator=(const SimPool&) = delete;

@@ -172,7 +172,8 @@ TEST(Soak, ShardedLayerStepsKeepMemoryFdsAndThreadsFlatAndOutputsBitwiseStable) 
   const int64_t steps = soak_steps();
   const int64_t warmup = std::min<int64_t>(500, steps / 2);
   const Problem p = make_problem();
-  SimPool pool(kWorld);
+  // A step that hangs fails at its collective's timeout, long before the test's own limit.
+  SimPool pool(kWorld, std::chrono::seconds(60));
 
   std::vector<StepResult> first(kWorld);
   int64_t step = 0;
