@@ -1,0 +1,69 @@
+#include "group.h"
+
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
+#include "graphshard/c10d.h"
+
+namespace graphshard::ops {
+namespace {
+
+struct Cached {
+  c10d::Backend* backend = nullptr;  // identity only: the Communicator holds the backend
+  CommPtr comm;
+};
+
+std::chrono::milliseconds timeout_of(const c10::intrusive_ptr<c10d::Backend>& backend) {
+  try {
+    if (auto o = backend->getBackendOptions()) return o->timeout;
+  } catch (const std::exception&) {  // a backend without options: c10d's default
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(::kBackendDefaultTimeout);
+}
+
+}  // namespace
+
+CommPtr communicator_for(const std::string& name, c10::DeviceType device) {
+  static std::mutex m;
+  static std::map<std::pair<std::string, int>, Cached> cache;
+  const auto group = c10d::resolve_process_group(name);
+  const auto backend = group->getBackend(device);
+  std::lock_guard<std::mutex> lk(m);
+  Cached& c = cache[{name, static_cast<int>(device)}];
+  if (!c.comm || c.backend != backend.get()) {
+    c.comm = make_c10d_communicator(backend, timeout_of(backend), group->getStore());
+    c.backend = backend.get();
+  }
+  return c.comm;
+}
+
+int group_rank(const std::string& name) {
+  return c10d::resolve_process_group(name)->getRank();
+}
+
+int group_size(const std::string& name) {
+  return c10d::resolve_process_group(name)->getSize();
+}
+
+void translate_comm_errors(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const CommError& e) {
+    std::string peers = "[";
+    for (size_t i = 0; i < e.peers().size(); ++i) {
+      peers += (i ? ", " : "") + std::to_string(e.peers()[i]);
+    }
+    const bool timeout = dynamic_cast<const CommTimeout*>(&e) != nullptr;
+    const std::string tag = std::string("graphshard.") + (timeout ? "CommTimeout" : "CommError") +
+                            "(op=" + e.op() + ", rank=" + std::to_string(e.rank()) +
+                            ", peers=" + peers + "]): ";
+    C10_THROW_ERROR(DistBackendError, tag + e.what());
+  }
+}
+
+}  // namespace graphshard::ops
