@@ -34,18 +34,8 @@
 #include "graphshard/comm.h"
 #include "harness.h"
 
-// GRAPHSHARD_PROPERTY (harness.h) with the simulated world size drawn from [min_w, 8]: the sim
-// never draws a smaller world. The Gloo replay runs at the launched W, so the body must return
-// early below min_w itself (skip_sum_order does, saying so).
-#define GRAPHSHARD_PROPERTY_MIN_W(Suite, Name, min_w, make_gen, body)                           \
-  RC_GTEST_PROP(Suite, Name, ()) {                                                              \
-    const int world_size_ = *rc::gen::inRange(min_w, 9).as("world size");                       \
-    const auto case_ = *make_gen(world_size_);                                                  \
-    ::graphshard::props::on_sim_ranks(world_size_,                                              \
-                                      [&](const ::graphshard::CommPtr& c) { body(c, case_); }); \
-  }                                                                                             \
-  static const bool Suite##_##Name##_registered_ =                                              \
-      ::graphshard::props::register_property(#Suite, #Name, make_gen, body)
+// Properties here use GRAPHSHARD_PROPERTY_MIN_W (harness.h) with kMinWorld; skip_sum_order
+// makes the Gloo replay return early below it, saying so.
 
 namespace graphshard::props::sum_order {
 
