@@ -98,12 +98,12 @@ def calls_for_edges(e):
     return max(4, min(20, int(8e6 // max(e, 1))))
 
 
-def _float_tensors(out):
+def _grad_tensors(out):
     """The tensors of a (nested) result that carry gradients, in order."""
     if torch.is_tensor(out):
         return [out] if out.requires_grad else []
     if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _float_tensors(o)]
+        return [t for o in out for t in _grad_tensors(o)]
     return []
 
 
@@ -114,16 +114,15 @@ def _leaves(ts):
 def _with_backward(function, forward, inputs, grad_seed, replicated, r, exact):
     """Turns a forward row's pieces into its backward row: prepare runs the forward (untimed) and
     draws the upstream gradients (identical on every rank when the output is replicated)."""
-    shapes = []
+    upstream = []  # drawn once (from the first forward's output shapes), cloned per call
 
     def prepare(m):
         xs = inputs()
-        outs = _float_tensors(forward(m, *xs))
-        if not shapes:
-            shapes.extend(o.shape for o in outs)
-        seed = grad_seed if replicated else grad_seed + 7919 * (r + 1)
-        grads = [_randn(seed + i, *s) for i, s in enumerate(shapes)]
-        return outs, [x for x in xs if x.requires_grad], grads
+        outs = _grad_tensors(forward(m, *xs))
+        if not upstream:
+            seed = grad_seed if replicated else grad_seed + 7919 * (r + 1)
+            upstream.extend(_randn(seed + i, *o.shape) for i, o in enumerate(outs))
+        return outs, [x for x in xs if x.requires_grad], [g.clone() for g in upstream]
 
     def run(m, state):
         outs, xs, grads = state
