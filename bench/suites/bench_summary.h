@@ -1,6 +1,7 @@
 // The summary of `graphshard bench`: reads Google Benchmark JSON written by the suites (rows
-// tagged as in bench_common.h), pairs each graphshard row with its bare and naive rows, checks
-// the performance targets, and compares against a stored baseline.
+// tagged as in bench_common.h), pairs each graphshard row with its bare and naive rows and, from
+// the peer suite (bench/suites/peer_anemoi.py), its anemoi row, checks the performance targets,
+// and compares against a stored baseline.
 #pragma once
 
 #include <cstdint>
@@ -41,9 +42,21 @@ struct SummaryRow {
   std::optional<double> floor_ratio_to_bare;
   // Smallest and largest graphshard / bare over the repetitions (each measured together).
   std::optional<std::pair<double, double>> ratio_to_bare_range;
+  // graphshard / anemoi-models on the same payload, through Python (role=anemoi rows, written by
+  // peer_anemoi.py), and its smallest and largest over the repetitions.
+  std::optional<double> ratio_to_anemoi;
+  std::optional<std::pair<double, double>> ratio_to_anemoi_range;
 };
 
 std::vector<SummaryRow> summarise(const std::vector<Sample>& samples);
+
+// The bound on graphshard / anemoi (issue 19, "never slower than anemoi-models"): 1.0 on every
+// row of the peer suite, 0.5 where graphshard does half the work or less: reduce_shard_tensor's
+// forward (one reduce-scatter against an all-reduce then a split), an uneven gather_tensor's
+// forward (no padding), sync_tensor's backward (a reduce-scatter against an all-reduce then a
+// split), and every graph function at E >= 1e6. Function names carry the variant
+// (peer_cases.py): "F", "F uneven", "F backward", "F uneven backward", "F unsorted".
+double anemoi_target(const Key& key);
 void print_summary(const std::vector<SummaryRow>& rows);  // the table, then the targets
 nlohmann::json summary_json(const std::vector<SummaryRow>& rows);
 

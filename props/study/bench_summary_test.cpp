@@ -1,5 +1,6 @@
-// The benchmark summary: pairing of rows from Google Benchmark JSON, errors surfacing, and the
-// significance test of the regression comparison.
+// The benchmark summary: pairing of rows from Google Benchmark JSON (the C++ suites' bare, naive
+// and floor rows; the peer suite's anemoi rows), errors surfacing, the targets against
+// anemoi-models, and the significance test of the regression comparison.
 #include <gtest/gtest.h>
 
 #include "bench_summary.h"
@@ -87,6 +88,87 @@ TEST(BenchSummary, ABenchmarkErrorFailsTheRunNamingIt) {
     EXPECT_NE(std::string(e.what()).find("suite.json"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("result differs"), std::string::npos);
   }
+}
+
+// A row as bench/suites/peer_anemoi.py writes it: integer counters, nanoseconds per call.
+json peer_row(const std::string& function, const std::string& role, double ns, int rep,
+              int64_t dim = 0) {
+  const std::string name =
+      "peer_anemoi/" + function + "/" + role + "/engine:py-gloo/W:2/dim:" + std::to_string(dim);
+  return {{"name", name},
+          {"run_name", name},
+          {"run_type", "iteration"},
+          {"repetition_index", rep},
+          {"iterations", 100},
+          {"real_time", ns},
+          {"time_unit", "ns"},
+          {"label", "function=" + function + ";role=" + role + ";engine=py-gloo"},
+          {"world_size", 2},
+          {"bytes", 65536},
+          {"dim", dim}};
+}
+
+TEST(BenchSummary, PairsEachPeerRowWithItsAnemoiRowOfTheSamePayload) {
+  json g = {{"benchmarks", json::array()}};
+  for (int rep = 0; rep < 3; ++rep) {
+    g["benchmarks"].push_back(
+        peer_row("gather_tensor uneven", "graphshard", 1000.0 + 500 * rep, rep));
+    g["benchmarks"].push_back(peer_row("gather_tensor uneven", "anemoi", 4000.0 - 1000 * rep, rep));
+    // Another payload (dim 1) and another variant: never paired with the rows above.
+    g["benchmarks"].push_back(peer_row("gather_tensor uneven", "anemoi", 1.0, rep, 1));
+    g["benchmarks"].push_back(peer_row("gather_tensor", "anemoi", 1.0, rep));
+  }
+  const auto samples = read_samples(g, "peer.json");
+  ASSERT_EQ(samples.size(), 4u);
+  EXPECT_EQ(samples[0].key.function, "gather_tensor uneven");
+  EXPECT_EQ(samples[0].key.engine, "py-gloo");
+  EXPECT_EQ(samples[0].key.world_size, 2);
+  EXPECT_EQ(samples[0].key.bytes, 65536);
+  EXPECT_EQ(samples[0].key.edges, -1);
+  const auto rows = summarise(samples);
+  ASSERT_EQ(rows.size(), 1u);  // one graphshard row; anemoi rows alone make none
+  EXPECT_DOUBLE_EQ(rows[0].median_seconds, 1.5e-6);
+  EXPECT_DOUBLE_EQ(*rows[0].ratio_to_anemoi, 1.5 / 3.0);  // medians: 1500 ns / 3000 ns
+  // Repetition k of both roles measured together: 1000/4000, 1500/3000, 2000/2000.
+  ASSERT_TRUE(rows[0].ratio_to_anemoi_range.has_value());
+  EXPECT_DOUBLE_EQ(rows[0].ratio_to_anemoi_range->first, 0.25);
+  EXPECT_DOUBLE_EQ(rows[0].ratio_to_anemoi_range->second, 1.0);
+  EXPECT_FALSE(rows[0].ratio_to_bare.has_value());
+  EXPECT_FALSE(rows[0].ratio_to_naive.has_value());
+  const json j = summary_json(rows);
+  EXPECT_DOUBLE_EQ(j[0]["ratio_to_anemoi"].get<double>(), 0.5);
+  EXPECT_EQ(j[0]["ratio_to_anemoi_range"], json::array({0.25, 1.0}));
+  EXPECT_TRUE(j[0]["ratio_to_bare"].is_null());
+  EXPECT_EQ(j[0]["function"], "gather_tensor uneven");
+}
+
+TEST(BenchSummary, RowsWithoutAnAnemoiRowHaveNoRatioToAnemoi) {
+  json g = {{"benchmarks", {row("graphshard", 1.0, 0), row("bare", 1.0, 0)}}};
+  const auto rows = summarise(read_samples(g, "test.json"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_FALSE(rows[0].ratio_to_anemoi.has_value());
+  EXPECT_TRUE(summary_json(rows)[0]["ratio_to_anemoi"].is_null());
+}
+
+TEST(BenchSummary, AnemoiTargetIsHalfWhereGraphshardDoesHalfTheWork) {
+  auto target = [](const std::string& function, int64_t edges = -1) {
+    Key k{function, "graphshard", "py-gloo", 2, edges >= 0 ? -1 : 4096, edges >= 0 ? -1 : 0, edges};
+    return anemoi_target(k);
+  };
+  EXPECT_EQ(target("reduce_shard_tensor"), 0.5);
+  EXPECT_EQ(target("reduce_shard_tensor uneven"), 0.5);
+  EXPECT_EQ(target("reduce_shard_tensor backward"), 1.0);  // a gather, as anemoi's
+  EXPECT_EQ(target("gather_tensor uneven"), 0.5);
+  EXPECT_EQ(target("gather_tensor"), 1.0);
+  EXPECT_EQ(target("gather_tensor uneven backward"), 1.0);  // a split, as anemoi's
+  EXPECT_EQ(target("sync_tensor backward"), 0.5);
+  EXPECT_EQ(target("sync_tensor uneven backward"), 0.5);
+  EXPECT_EQ(target("sync_tensor"), 1.0);
+  EXPECT_EQ(target("shard_tensor backward"), 1.0);
+  EXPECT_EQ(target("all_to_all_transpose uneven"), 1.0);
+  EXPECT_EQ(target("sort_edge_index_by_dst", 100000), 1.0);
+  EXPECT_EQ(target("sort_edge_index_by_dst", 1000000), 0.5);
+  EXPECT_EQ(target("shard_graph_to_local backward", 10000000), 0.5);
 }
 
 TEST(BenchSummary, MannWhitneySeparatesShiftedSamplesAndNotEqualOnes) {
