@@ -85,9 +85,13 @@ class SimCommunicator : public Communicator {
     });
   }
 
-  void do_all_reduce_sum(const at::Tensor& buffer) override {
+  void do_all_reduce_sum(const at::Tensor& buffer) override { do_all_reduce_sum_into(buffer, buffer); }
+
+  // Every rank reads every rank's send, sums in rank order, and writes its recv once all have
+  // read (so recv may be send itself).
+  void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& buffer) override {
     const std::string op = "all_reduce_sum";
-    Buffers mine{&buffer, &buffer, nullptr, nullptr};
+    Buffers mine{&send, &buffer, nullptr, nullptr};
     world_->enter(rank_, op, &mine);
     at::Tensor acc;
     read_then_sync(op, [&] {

@@ -28,6 +28,12 @@ void CountingCommunicator::do_all_reduce_sum(const at::Tensor& buffer) {
   add("all_reduce_sum", ring, ring, buffer);
 }
 
+void CountingCommunicator::do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) {
+  ForwardingCommunicator::do_all_reduce_sum_into(send, recv);
+  const int64_t ring = 2 * (size() - 1) * send.numel() / size();
+  add("all_reduce_sum", ring, ring, send);
+}
+
 void CountingCommunicator::do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                                                const std::vector<int64_t>& counts,
                                                const at::Tensor& own) {

@@ -2,15 +2,12 @@
 #include <csignal>
 #include <cstdlib>
 #include <exception>
-#include <mutex>
-#include <set>
-#include <sstream>
-#include <unordered_map>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include "../check.h"
+#include "c10d_blame.h"
 #include "graphshard/c10d.h"
 #include "graphshard/shapes.h"
 
@@ -23,10 +20,11 @@ class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Backend> backend, std::chrono::milliseconds timeout,
                    c10::intrusive_ptr<c10d::Store> store)
-      : backend_(std::move(backend)), timeout_(timeout), store_(std::move(store)) {
+      : backend_(std::move(backend)),
+        timeout_(timeout),
+        blame_(std::move(store), backend_->getRank(), backend_->getSize()) {
     const char* choice = std::getenv("GRAPHSHARD_GLOO_COLLECTIVES");
     direct_ = engine() == "gloo" && !(choice && std::string(choice) == "native");
-    if (store_) blame_prefix_ = "graphshard/blame/" + std::to_string(store_index(store_.get())) + "/";
   }
 
   int rank() const override { return backend_->getRank(); }
@@ -46,7 +44,7 @@ class C10dCommunicator : public Communicator {
       throw;
     } catch (const std::exception& e) {
       const std::string what = e.what();
-      const std::vector<int> blamed = blame(lost);
+      const std::vector<int> blamed = blame_.blame(lost);
       std::string msg = "graphshard::" + engine() + " " + op + " on rank " +
                         std::to_string(rank()) + " of " + std::to_string(size()) + " failed";
       if (!lost.empty() && blamed == lost) {
@@ -68,88 +66,10 @@ class C10dCommunicator : public Communicator {
     }
   }
 
-  // ---- Root cause through the store (comm.h) ------------------------------------------------
-  // The first rank to lose a peer posts whom it blames, under its own rank's key, before it
-  // raises; a rank that later loses a peer reads that peer's post: a peer that posted left
-  // because of what it blamed, so the blame passes on to that (transitively). Why the store: it
-  // outlives any one peer's sockets (only rank 0's death takes it), and a post is complete
-  // before the poster raises, so before its sockets close and anyone can see it gone.
-  std::vector<int> blame(const std::vector<int>& lost) {
-    if (!store_) return lost;
-    std::vector<int> roots;
-    try {
-      std::set<int> seen{rank()};
-      if (!lost.empty()) {
-        for (int p : lost) expand(p, seen, roots);
-      } else {  // the transport named no peer: take what the others reported
-        for (int q = 0; q < size(); ++q) {
-          if (q == rank()) continue;
-          for (int p : posted_blame(q)) expand(p, seen, roots);
-        }
-      }
-      std::sort(roots.begin(), roots.end());
-      if (!posted_ && !roots.empty()) {
-        posted_ = true;
-        std::ostringstream v;
-        for (size_t i = 0; i < roots.size(); ++i) v << (i ? "," : "") << roots[i];
-        const std::string text = v.str();
-        store_->set(blame_prefix_ + std::to_string(rank()),
-                    std::vector<uint8_t>(text.begin(), text.end()));
-      }
-    } catch (const std::exception&) {  // the store went with rank 0: blame what we saw
-      return lost;
-    }
-    return roots;
-  }
-
-  // Rank p is a root cause unless it posted a blame of ranks not yet seen (a cycle of ranks that
-  // timed out on each other ends at the first rank met twice).
-  void expand(int p, std::set<int>& seen, std::vector<int>& roots) {
-    if (!seen.insert(p).second) return;
-    std::vector<int> next;
-    for (int q : posted_blame(p))
-      if (!seen.count(q)) next.push_back(q);
-    if (next.empty()) {
-      if (std::find(roots.begin(), roots.end(), p) == roots.end()) roots.push_back(p);
-      return;
-    }
-    for (int q : next) expand(q, seen, roots);
-  }
-
-  std::vector<int> posted_blame(int q) {
-    const std::string key = blame_prefix_ + std::to_string(q);
-    if (!store_->check({key})) return {};
-    const auto bytes = store_->get(key);
-    std::vector<int> out;
-    std::stringstream in(std::string(bytes.begin(), bytes.end()));
-    for (std::string item; std::getline(in, item, ',');) {
-      const int x = std::atoi(item.c_str());
-      if (x >= 0 && x < size()) out.push_back(x);
-    }
-    return out;
-  }
-
-  static std::string ranks_str(const std::vector<int>& ranks) {
-    if (ranks.size() == 1) return "rank " + std::to_string(ranks[0]);
-    std::string s = "ranks [";
-    for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-    return s + "]";
-  }
-
-  // Communicators made over one store, counted in the order this process made them: ranks make
-  // them in the same order, so the count keys one communicator's posts apart from another's.
-  static int store_index(const c10d::Store* store) {
-    static std::mutex m;
-    static std::unordered_map<const c10d::Store*, int> made;
-    std::lock_guard<std::mutex> lk(m);
-    return made[store]++;
-  }
-
   void wait(const WorkPtr& work) { work->wait(timeout_); }
 
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override {
-    const int w = size(), r = rank();
     if (!direct() && detail::all_equal(counts)) {
       guarded("all_gather_v", {}, [&] {
         at::Tensor out = recv, in = send;
@@ -157,18 +77,7 @@ class C10dCommunicator : public Communicator {
       });
       return;
     }
-    // Every rank sends its piece to every peer and receives each peer's piece straight into its
-    // place in recv: same bytes as a ring all-gather, no padding, no extra copy.
-    const auto off = offsets_of(counts);
-    std::vector<Transfer> sends, recvs;
-    for (int q = 0; q < w; ++q) {
-      if (q == r) continue;
-      sends.push_back({q, send});
-      recvs.push_back({q, recv.narrow(0, off[q], counts[q])});
-    }
-    exchange("all_gather_v", sends, recvs, [&] {
-      if (own == OwnPiece::kCopy) recv.narrow(0, off[r], counts[r]).copy_(send);
-    });
+    all_gather_direct("all_gather_v", send, recv, counts, own);
   }
 
   void do_all_reduce_sum(const at::Tensor& buffer) override {
@@ -181,12 +90,22 @@ class C10dCommunicator : public Communicator {
       });
       return;
     }
-    // Reduce-scatter then all-gather, both direct: the ring's bytes, each element summed once
-    // (by its owner, in rank order) so every rank ends bitwise equal, and a lost peer is named.
-    const auto counts = balanced_sizes(buffer.numel(), size());
-    at::Tensor piece = scratch(kEnginePiece, counts[rank()], buffer.options());
-    reduce_scatter("all_reduce_sum", buffer, piece, counts, at::Tensor());
-    do_all_gather_v(piece, buffer, counts, OwnPiece::kCopy);
+    do_all_reduce_sum_into(buffer, buffer);
+  }
+
+  // Direct messages: each element summed once, by its owner, in rank order, so every rank ends
+  // bitwise equal (on either path below), and a lost peer is named.
+  void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) override {
+    if (!direct()) {  // Gloo's own all-reduce works in place
+      if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
+      do_all_reduce_sum(recv);
+    } else if (size() == 1) {
+      if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
+    } else if (send.numel() * send.element_size() <= kLatencyBoundBytes) {
+      all_reduce_one_exchange(send, recv);
+    } else {
+      all_reduce_pipelined(send, recv);
+    }
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
@@ -223,59 +142,99 @@ class C10dCommunicator : public Communicator {
   // GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own (to compare them in one run).
   bool direct() const { return direct_; }
 
-  // Posts every receive and send of one collective (one tag), runs `local` (this rank's own
-  // share, copied while the transport moves the rest), then waits on each transfer, naming the
-  // peer of one that fails. Empty transfers are skipped on both sides.
-  template <typename Local>
-  void exchange(const std::string& op, const std::vector<Transfer>& sends,
-                const std::vector<Transfer>& recvs, Local&& local) {
-    const int tag = static_cast<int>(next_tag_++ & 0x3fffffff);
-    std::vector<std::pair<int, WorkPtr>> works;
-    // Transfers still pending when this call fails would write into (or read from) buffers the
-    // caller frees as the error unwinds: withdraw them before throwing.
-    auto withdraw = [&](size_t from) {
-      for (size_t j = from; j < works.size(); ++j) {
+  // A collective's transfers, posted one at a time (so that a post to a peer already gone names
+  // that peer) and waited on in any order, each wait naming the peer of a transfer that fails.
+  // Whatever is still pending when the collective fails is withdrawn as the error leaves: the
+  // transfers use the caller's buffers, which the unwinding frees. Empty transfers are skipped
+  // on both sides.
+  class Posted {
+   public:
+    Posted(C10dCommunicator& c, std::string op) : c_(c), op_(std::move(op)) {}
+    Posted(const Posted&) = delete;
+    Posted& operator=(const Posted&) = delete;
+    ~Posted() {
+      for (auto& x : items_) {
+        if (x.done) continue;
         try {
-          works[j].second->abort();
+          x.work->abort();
         } catch (...) {  // already complete or failed: nothing to withdraw
         }
       }
-    };
-    try {
-      // One post at a time, so that a post to a peer already gone names that peer.
-      for (const auto& x : recvs) {
-        if (x.data.numel() == 0) continue;
-        guarded(op, {x.peer}, [&] {
-          std::vector<at::Tensor> t{x.data};
-          works.emplace_back(x.peer, backend_->recv(t, x.peer, tag));
-        });
-      }
-      for (const auto& x : sends) {
-        if (x.data.numel() == 0) continue;
-        guarded(op, {x.peer}, [&] {
-          std::vector<at::Tensor> t{x.data};
-          works.emplace_back(x.peer, backend_->send(t, x.peer, tag));
-        });
-      }
-    } catch (...) {
-      withdraw(0);
-      throw;
     }
+    // The transfer's index for wait(), -1 for an empty one.
+    int recv(int peer, const at::Tensor& data, int tag) { return post(peer, data, tag, false); }
+    int send(int peer, const at::Tensor& data, int tag) { return post(peer, data, tag, true); }
+    void wait(int i) {
+      if (i < 0 || items_[i].done) return;
+      c_.guarded(op_, {items_[i].peer}, [&] { c_.wait(items_[i].work); });
+      items_[i].done = true;
+    }
+    void wait_all() {
+      for (size_t i = 0; i < items_.size(); ++i) wait(static_cast<int>(i));
+    }
+
+   private:
+    int post(int peer, const at::Tensor& data, int tag, bool is_send) {
+      if (data.numel() == 0) return -1;
+      c_.guarded(op_, {peer}, [&] {
+        std::vector<at::Tensor> t{data};
+        items_.push_back({peer, is_send ? c_.backend_->send(t, peer, tag)
+                                        : c_.backend_->recv(t, peer, tag)});
+      });
+      return static_cast<int>(items_.size()) - 1;
+    }
+    struct Item {
+      int peer;
+      WorkPtr work;
+      bool done = false;
+    };
+    C10dCommunicator& c_;
+    std::string op_;
+    std::vector<Item> items_;
+  };
+
+  // `n` consecutive tags of this communicator's own (ranks call collectives in the same order).
+  int next_tags(int n) {
+    const int tag = static_cast<int>(next_tag_ & 0x3fffffff);
+    next_tag_ += static_cast<uint64_t>(n);
+    return tag;
+  }
+
+  // Posts every receive and send of one collective (one tag), runs `local` (this rank's own
+  // share, copied while the transport moves the rest), then waits on every transfer.
+  template <typename Local>
+  void exchange(const std::string& op, const std::vector<Transfer>& sends,
+                const std::vector<Transfer>& recvs, Local&& local) {
+    const int tag = next_tags(1);
+    Posted posted(*this, op);
+    for (const auto& x : recvs) posted.recv(x.peer, x.data, tag);
+    for (const auto& x : sends) posted.send(x.peer, x.data, tag);
     std::exception_ptr local_error;
     try {
       local();
     } catch (...) {
       local_error = std::current_exception();  // after the waits: the transfers use our buffers
     }
-    for (size_t i = 0; i < works.size(); ++i) {
-      try {
-        guarded(op, {works[i].first}, [&] { wait(works[i].second); });
-      } catch (...) {
-        withdraw(i + 1);
-        throw;
-      }
-    }
+    posted.wait_all();
     if (local_error) std::rethrow_exception(local_error);
+  }
+
+  // Every rank sends its piece to every peer and receives each peer's piece straight into its
+  // place in recv: same bytes as a ring all-gather, no padding, no extra copy. `op` names the
+  // collective in errors (the all-reduce of a small buffer is one of these).
+  void all_gather_direct(const std::string& op, const at::Tensor& send, const at::Tensor& recv,
+                         const std::vector<int64_t>& counts, OwnPiece own) {
+    const int w = size(), r = rank();
+    const auto off = offsets_of(counts);
+    std::vector<Transfer> sends, recvs;
+    for (int q = 0; q < w; ++q) {
+      if (q == r) continue;
+      sends.push_back({q, send});
+      recvs.push_back({q, recv.narrow(0, off[q], counts[q])});
+    }
+    exchange(op, sends, recvs, [&] {
+      if (own == OwnPiece::kCopy) recv.narrow(0, off[r], counts[r]).copy_(send);
+    });
   }
 
   void all_to_all(const std::string& op, const at::Tensor& send,
@@ -302,6 +261,74 @@ class C10dCommunicator : public Communicator {
       recv.narrow(0, recv_off[r], recv_counts[r])
           .copy_(send.narrow(0, send_off[r], send_counts[r]));
     });
+  }
+
+  // A latency-bound buffer in one exchange instead of two: every rank receives every rank's
+  // buffer and adds them itself in rank order, ((x0 + x1) + x2) + ..., the order of the owners'
+  // sums on the pipelined path, so the bits are the same on every rank and on either path.
+  void all_reduce_one_exchange(const at::Tensor& send, const at::Tensor& recv) {
+    const int w = size();
+    const int64_t n = send.numel();
+    at::Tensor all = scratch(kEngine, n * w, send.options());
+    all_gather_direct("all_reduce_sum", send, all, std::vector<int64_t>(w, n), OwnPiece::kCopy);
+    at::Tensor sum = recv;
+    at::add_out(sum, all.narrow(0, 0, n), all.narrow(0, n, n));
+    for (int q = 2; q < w; ++q) sum.add_(all.narrow(0, q * n, n));
+  }
+
+  // A large buffer: rank r owns piece r (balanced); every rank sends chunk j of piece q to q,
+  // which adds the chunk in rank order into recv as soon as all of it has arrived and sends the
+  // sum on to every rank (the all-gather). The bytes of a ring all-reduce, 2(W-1)/W of the
+  // buffer, and the additions of one chunk overlap the transfers of the others (Gloo's own ring
+  // pipelines the same way; sequential, the two halves and the sum measured 1.3x its time).
+  void all_reduce_pipelined(const at::Tensor& send, const at::Tensor& recv) {
+    constexpr int64_t kChunkBytes = 1 << 20;
+    constexpr int64_t kMaxChunks = 8;
+    const int w = size(), r = rank();
+    const auto counts = balanced_sizes(send.numel(), w);
+    const auto off = offsets_of(counts);
+    const int64_t per_chunk = std::max<int64_t>(1, kChunkBytes / send.element_size());
+    const int k = static_cast<int>(
+        std::clamp<int64_t>((counts[0] + per_chunk - 1) / per_chunk, 1, kMaxChunks));
+    // Chunk j of piece q of t, and chunk j of the piece r that rank q sent here (staging slot q).
+    auto chunk = [&](const at::Tensor& t, int q, int j) {
+      const auto sub = offsets_of(balanced_sizes(counts[q], k));
+      return t.narrow(0, off[q] + sub[j], sub[j + 1] - sub[j]);
+    };
+    const int64_t n = counts[r];
+    const at::Tensor staging = scratch(kEngine, n * w, send.options());
+    const auto sub_r = offsets_of(balanced_sizes(n, k));
+    auto from = [&](int q, int j) { return staging.narrow(0, q * n + sub_r[j], sub_r[j + 1] - sub_r[j]); };
+    // In place, the own piece is read after recv's piece r has been written: keep a copy.
+    const bool in_place = send.data_ptr() == recv.data_ptr();
+    if (in_place) staging.narrow(0, r * n, n).copy_(send.narrow(0, off[r], n));
+    const int tag = next_tags(2 * k);  // tag + j: chunk j to its owner; tag + k + j: its sum
+    Posted posted(*this, "all_reduce_sum");
+    std::vector<std::vector<int>> arrivals(k, std::vector<int>(w, -1));
+    for (int j = 0; j < k; ++j) {
+      for (int q = 0; q < w; ++q) {
+        if (q == r) continue;
+        arrivals[j][q] = posted.recv(q, from(q, j), tag + j);
+        posted.recv(q, chunk(recv, q, j), tag + k + j);
+      }
+    }
+    for (int j = 0; j < k; ++j) {
+      for (int q = 0; q < w; ++q) {
+        if (q != r) posted.send(q, chunk(send, q, j), tag + j);
+      }
+    }
+    for (int j = 0; j < k; ++j) {
+      for (int q = 0; q < w; ++q) posted.wait(arrivals[j][q]);
+      const at::Tensor own = in_place ? from(r, j) : chunk(send, r, j);
+      auto part = [&](int q) { return q == r ? own : from(q, j); };
+      at::Tensor sum = chunk(recv, r, j);
+      at::add_out(sum, part(0), part(1));
+      for (int q = 2; q < w; ++q) sum.add_(part(q));
+      for (int q = 0; q < w; ++q) {
+        if (q != r) posted.send(q, sum, tag + k + j);
+      }
+    }
+    posted.wait_all();
   }
 
   // Every peer sends its piece r here (an all-to-all with (W-1)/W of the buffer on the wire
@@ -337,9 +364,7 @@ class C10dCommunicator : public Communicator {
  private:
   c10::intrusive_ptr<c10d::Backend> backend_;
   std::chrono::milliseconds timeout_;
-  c10::intrusive_ptr<c10d::Store> store_;  // may be null: blame what the transport names
-  std::string blame_prefix_;
-  bool posted_ = false;  // the first blame stands: later errors are its consequences
+  BlameBoard blame_;  // the root cause of a lost peer, through the store (c10d_blame.h)
   bool direct_ = false;
   uint64_t next_tag_ = 1;
 };

@@ -145,6 +145,34 @@ void Communicator::all_reduce_sum(const at::Tensor& buffer) {
   do_all_reduce_sum(buffer);
 }
 
+void Communicator::all_reduce_sum(const at::Tensor& send, const at::Tensor& recv) {
+  const char* fn = "Communicator::all_reduce_sum";
+  check_buffer(fn, "send", send, send, send.numel(), rank());
+  check_buffer(fn, "recv", recv, send, send.numel(), rank());
+  if (checked_mode()) {
+    check_agreement(describe("all_reduce_sum", send, {send.numel()}), send.device());
+  }
+  const at::ScalarType acc = detail::accumulation_type(send.scalar_type());
+  if (acc != send.scalar_type()) {  // every engine sums 16-bit floats in float32
+    at::Tensor wide = send.to(acc);
+    do_all_reduce_sum_into(wide, wide);
+    recv.copy_(wide);
+    return;
+  }
+  do_all_reduce_sum_into(send, recv);
+}
+
+void Communicator::do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) {
+  if (send.data_ptr() == recv.data_ptr()) {
+    do_all_reduce_sum(recv);
+    return;
+  }
+  const auto counts = balanced_sizes(send.numel(), size());
+  at::Tensor piece = scratch(kEnginePiece, counts[rank()], send.options());
+  do_reduce_scatter_v(send, piece, counts, at::Tensor());
+  do_all_gather_v(piece, recv, counts, OwnPiece::kCopy);
+}
+
 void Communicator::reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                                     const std::vector<int64_t>& counts, const at::Tensor& own) {
   const char* fn = "Communicator::reduce_scatter_v";

@@ -88,13 +88,18 @@ void NcclCommunicator::do_all_gather_v(const at::Tensor& send, const at::Tensor&
 }
 
 void NcclCommunicator::do_all_reduce_sum(const at::Tensor& buffer) {
+  do_all_reduce_sum_into(buffer, buffer);
+}
+
+// NCCL's all-reduce reads send and writes recv itself (in place when they are one buffer).
+void NcclCommunicator::do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) {
   const char* op = "all_reduce_sum";
   const c10::cuda::CUDAGuard guard(device_);  // NCCL and ATen work on our device
-  enter(op, {buffer});
+  enter(op, {send, recv});
   const auto stream = current_stream();
   enqueued(op, call([&] {
-             return ncclAllReduce(buffer.data_ptr(), buffer.data_ptr(), buffer.numel(),
-                                  nccl_type(buffer.scalar_type()), sum_op(buffer), comm_, stream);
+             return ncclAllReduce(send.data_ptr(), recv.data_ptr(), send.numel(),
+                                  nccl_type(send.scalar_type()), sum_op(send), comm_, stream);
            }));
   issued(op, stream);
 }

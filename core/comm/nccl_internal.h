@@ -46,6 +46,7 @@ class NcclCommunicator : public Communicator {
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override;
   void do_all_reduce_sum(const at::Tensor& buffer) override;
+  void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) override;
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts, const at::Tensor& own) override;
   void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,

@@ -11,7 +11,10 @@
 #include <torch/library.h>
 
 #include "../check.h"
+#include "../primitives/arguments.h"
+#include "../primitives/collectives.h"
 #include "group.h"
+#include "primitive_ops.h"
 
 namespace graphshard::ops {
 namespace {
@@ -98,13 +101,18 @@ void refuse_double_backward(const char* fn, const std::string& group) {
   }
 }
 
+// shard_tensor is CompositeImplicitAutograd, as torch's reshape and contiguous, which may also
+// return a view of their input: its forward is the local split, a view where the piece is already
+// contiguous in the input's memory format (SPEC §2), which an operator with kernels of its own may
+// not return; its backward is the gather (or expand) operator. Nothing communicates in the
+// forward, so the arguments are checked here, as the other primitives' kernels check theirs.
 struct Shard : torch::autograd::Function<Shard> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t dim, Sizes sizes,
-                            Name group, bool gather_in_backward) {
-    save(ctx, group, dim, sizes);
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t d,
+                            const std::vector<int64_t>& sizes, Name group, int rank,
+                            bool gather_in_backward) {
+    save(ctx, group, d, sizes);
     ctx->saved_data["gather_in_backward"] = gather_in_backward;
-    at::AutoDispatchBelowADInplaceOrView below;
-    return shard_op().call(x, dim, sizes, group, gather_in_backward);
+    return detail::split_piece(x, d, sizes, rank);
   }
   static variable_list backward(AutogradContext* ctx, variable_list g) {
     const Saved s = saved(ctx);
@@ -112,9 +120,24 @@ struct Shard : torch::autograd::Function<Shard> {
     at::Tensor gx = ctx->saved_data.at("gather_in_backward").toBool()
                         ? gather_op().call(g[0], s.dim, ref(s), s.group)
                         : expand_op().call(g[0], s.dim, *s.sizes, s.group);
-    return {gx, {}, {}, {}, {}};
+    return {gx, {}, {}, {}, {}, {}};
   }
 };
+
+at::Tensor shard_composite(const at::Tensor& x, int64_t dim, Sizes sizes, Name group, bool gib) {
+  constexpr const char* fn = "shard_tensor";
+  const std::string name(group);
+  const int rank = group_rank(name), size = group_size(name);
+  if (size == 1) return x;  // bypass (SPEC §0): the input itself, its gradient passed through
+  detail::check_defined(fn, "input", x, rank);
+  const int64_t d = detail::normalize_dim(fn, "dim", dim, x.dim(), rank);
+  const ShardSizes owned = to_sizes(sizes);  // require_sizes returns a reference into it
+  const auto& s = detail::require_sizes(fn, "sizes", owned, size, rank);
+  if (!x.unsafeGetTensorImpl()->has_symbolic_sizes_strides())
+    detail::check_total(fn, "sizes", s, x, d, rank);
+  if (!(at::GradMode::is_enabled() && x.requires_grad())) return detail::split_piece(x, d, s, rank);
+  return Shard::apply(x, d, s, group, rank, gib);
+}
 
 struct Gather : torch::autograd::Function<Gather> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t dim, Sizes sizes,
@@ -153,9 +176,10 @@ struct Sync : torch::autograd::Function<Sync> {
   static variable_list backward(AutogradContext* ctx, variable_list g) {
     const Saved s = saved(ctx);
     refuse_double_backward("sync_tensor", s.group);
-    at::Tensor gx = reduce_op().call(g[0], s.group);
-    if (ctx->saved_data.at("gathers").toBool())
-      gx = shard_op().call(gx, s.dim, ref(s), s.group, true);
+    // Reduce, then keep piece r if the forward gathered: one reduce-scatter (autograd.cpp).
+    at::Tensor gx = ctx->saved_data.at("gathers").toBool()
+                        ? reduce_shard_op().call(g[0], s.dim, ref(s), s.group)
+                        : reduce_op().call(g[0], s.group);
     return {gx, {}, {}, {}, {}};
   }
 };
@@ -194,9 +218,6 @@ struct AllToAll : torch::autograd::Function<AllToAll> {
   }
 };
 
-at::Tensor shard_autograd(const at::Tensor& x, int64_t dim, Sizes sizes, Name group, bool gib) {
-  return Shard::apply(x, dim, sizes, group, gib);
-}
 at::Tensor gather_autograd(const at::Tensor& x, int64_t dim, Sizes sizes, Name group) {
   return Gather::apply(x, dim, sizes, group);
 }
@@ -216,8 +237,11 @@ at::Tensor all_to_all_autograd(const at::Tensor& x, int64_t ds, Sizes ss, int64_
 
 }  // namespace
 
+TORCH_LIBRARY_IMPL(graphshard, CompositeImplicitAutograd, m) {
+  m.impl("shard_tensor", shard_composite);
+}
+
 TORCH_LIBRARY_IMPL(graphshard, Autograd, m) {
-  m.impl("shard_tensor", shard_autograd);
   m.impl("gather_tensor", gather_autograd);
   m.impl("reduce_tensor", reduce_autograd);
   m.impl("sync_tensor", sync_autograd);

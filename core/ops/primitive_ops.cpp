@@ -4,6 +4,9 @@
 // Meta kernel that gives the output's shape, dtype and memory format without communicating (what
 // torch.compile traces with). The autograd kernels are in primitive_autograd.cpp.
 //
+// shard_tensor is the exception: a CompositeImplicitAutograd operator (primitive_autograd.cpp),
+// since its result is a view of its input where the piece is already contiguous (SPEC §2).
+//
 // Differences from the C++ functions, all because an operator may not return its input:
 // a group of one rank and sync_tensor's non-gathering forward return a copy here (the Python
 // package bypasses before calling, so it never pays it).
@@ -43,12 +46,6 @@ at::Tensor run(const at::Tensor& input, F&& f) {
   return out;
 }
 
-at::Tensor shard_cpu(const at::Tensor& x, int64_t dim, at::OptionalIntArrayRef sizes,
-                     c10::string_view group, bool gather_in_backward) {
-  return run(x, [&] {
-    return shard_tensor(x, dim, to_sizes(sizes), comm_of(group, x), gather_in_backward);
-  });
-}
 at::Tensor gather_cpu(const at::Tensor& x, int64_t dim, at::OptionalIntArrayRef sizes,
                       c10::string_view group) {
   return run(x, [&] { return gather_tensor(x, dim, to_sizes(sizes), comm_of(group, x)); });
@@ -113,16 +110,6 @@ int64_t checked_dim(const char* fn, const char* arg, const at::Tensor& x, int64_
   return detail::normalize_dim(fn, arg, dim, x.dim(), g.rank);
 }
 
-at::Tensor shard_meta(const at::Tensor& x, int64_t dim, at::OptionalIntArrayRef sizes,
-                      c10::string_view group, bool) {
-  const Group g(group);
-  if (g.size == 1) return same_shape(x);
-  const int64_t d = checked_dim("shard_tensor", "dim", x, dim, g);
-  const ShardSizes owned = to_sizes(sizes);  // require_sizes returns a reference into it
-  const auto& s = detail::require_sizes("shard_tensor", "sizes", owned, g.size, g.rank);
-  if (concrete(x)) detail::check_total("shard_tensor", "sizes", s, x, d, g.rank);
-  return with_dim(x, d, s[g.rank]);
-}
 at::Tensor gather_meta(const at::Tensor& x, int64_t dim, at::OptionalIntArrayRef sizes,
                        c10::string_view group) {
   const Group g(group);
@@ -185,9 +172,10 @@ at::Tensor expand_meta(const at::Tensor& x, int64_t dim, at::IntArrayRef sizes, 
 }  // namespace
 
 TORCH_LIBRARY(graphshard, m) {
+  // Composite (primitive_autograd.cpp): its result may be a view of its input (SPEC §2).
   m.def(
-      "shard_tensor(Tensor input, int dim, int[]? sizes, str group, "
-      "bool gather_in_backward=True) -> Tensor");
+      "shard_tensor(Tensor(a) input, int dim, int[]? sizes, str group, "
+      "bool gather_in_backward=True) -> Tensor(a)");
   m.def("gather_tensor(Tensor input, int dim, int[]? sizes, str group) -> Tensor");
   m.def("reduce_tensor(Tensor input, str group) -> Tensor");
   m.def(
@@ -201,7 +189,6 @@ TORCH_LIBRARY(graphshard, m) {
 }
 
 #define GRAPHSHARD_PRIMITIVE_KERNELS(suffix)            \
-  m.impl("shard_tensor", shard_##suffix);               \
   m.impl("gather_tensor", gather_##suffix);             \
   m.impl("reduce_tensor", reduce_##suffix);             \
   m.impl("sync_tensor", sync_##suffix);                 \

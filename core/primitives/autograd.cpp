@@ -110,7 +110,7 @@ struct ReduceFunction : torch::autograd::Function<ReduceFunction> {
 };
 
 // S(d) -> R (gathers) or R -> R; the gradient arrives as P: all-reduce it, then keep piece r if
-// the forward gathered.
+// the forward gathered (together one reduce-scatter).
 struct SyncFunction : torch::autograd::Function<SyncFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t d,
                             const std::vector<int64_t>& sizes, const CommPtr& group, bool gathers) {
@@ -123,11 +123,12 @@ struct SyncFunction : torch::autograd::Function<SyncFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     CommPtr keep;
     Communicator& comm = backward_group(ctx, "sync_tensor", keep);
-    at::Tensor gx = detail::reduce_sum(grads[0], comm);
-    if (ctx->saved_data.at("gathers").toBool()) {
-      gx = detail::split_piece(gx, ctx->saved_data.at("dim").toInt(), saved_sizes(ctx, "sizes"),
-                               comm.rank());
-    }
+    // Reduce then keep piece r is one reduce-scatter: the same sums (each element added in rank
+    // order by its owner), half the bytes of an all-reduce, and no full-size result to cut.
+    at::Tensor gx = ctx->saved_data.at("gathers").toBool()
+                        ? detail::reduce_scatter_pieces(grads[0], ctx->saved_data.at("dim").toInt(),
+                                                        saved_sizes(ctx, "sizes"), comm)
+                        : detail::reduce_sum(grads[0], comm);
     return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

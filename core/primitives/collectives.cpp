@@ -136,11 +136,9 @@ std::string dim_sizes(const char* name, int64_t d, const std::vector<int64_t>& s
 
 at::Tensor split_piece(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
                        int rank) {
-  const auto off = offsets_of(sizes);
-  at::Tensor out = at::empty(with_dim(x.sizes(), d, sizes[rank]),
-                             x.options().memory_format(get_memory_format(x)));
-  out.copy_(x.narrow(d, off[rank], sizes[rank]));
-  return out;
+  // SPEC §2: a view where the piece already is contiguous in x's format (dim 0, or every dim
+  // before d of size 1), as torch.split(x, sizes, d)[rank].contiguous(format) gives; else a copy.
+  return x.narrow(d, offsets_of(sizes)[rank], sizes[rank]).contiguous(get_memory_format(x));
 }
 
 at::Tensor expand_piece(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes,
@@ -174,20 +172,14 @@ at::Tensor gather_pieces(const at::Tensor& x, int64_t d, const std::vector<int64
   return out;
 }
 
-// A reduce-scatter of x's elements (row-major order) followed by an all-gather of the sums
-// into the output: the bytes of a ring all-reduce, with x read in place rather than first
-// copied into the buffer an in-place all-reduce would need. Each element is summed once, by
-// its owner, so every rank gets the same bits.
+// The engine's out-of-place all-reduce, read straight from x when x is row-major in the
+// accumulation type (else from one packing copy that also casts), into the output.
 at::Tensor reduce_sum(const at::Tensor& x, Communicator& comm) {
   agree(comm, "reduce", x, "", {});
   const at::ScalarType acc = accumulation_type(x.scalar_type());
-  const auto counts = balanced_sizes(x.numel(), comm.size());
   const at::Tensor send = pack(x, 0, {}, acc, comm);
-  const at::Tensor piece =
-      comm.scratch(Communicator::kStaging, counts[comm.rank()], x.options().dtype(acc));
-  comm.reduce_scatter_v(send, piece, counts);
   at::Tensor out = at::empty(x.sizes(), x.options().dtype(acc));
-  comm.all_gather_v(piece, flat(out), counts);
+  comm.all_reduce_sum(send, flat(out));
   return finish(out, x.scalar_type(), get_memory_format(x));
 }
 

@@ -2,8 +2,9 @@
 // backward passes alike). Internal to core.
 //
 // Preconditions (checked by the public functions, never here): W > 1, dims normalised, sizes of
-// length W that agree with the tensor's shape. Every output is a fresh tensor laid out in the
-// input's memory format (get_memory_format); any strided input is accepted.
+// length W that agree with the tensor's shape. Every output is laid out in the input's memory
+// format (get_memory_format) and is a fresh tensor, but split_piece's, which is a view of the
+// input where the piece already has that layout; any strided input is accepted.
 //
 // Wire layout: every piece travels row-major (contiguous), whatever the tensors' memory
 // formats. Ranks cannot agree on a memory format without communicating: get_memory_format is
@@ -23,8 +24,8 @@
 // all of them (core/cuda/pieces_kernels.cu), elsewhere by one copy per piece. Channels-last
 // tensors therefore pay one copy on each side of the wire. Staging and
 // packing buffers are the communicator's scratch (Communicator::scratch), reused from call to
-// call; only outputs are fresh. The all-reduce is a reduce-scatter read straight from x and an
-// all-gather into the output: no copy of x first.
+// call; only outputs are fresh. The all-reduce reads x and writes the output directly (the
+// engine's out-of-place all_reduce_sum): no copy of x first.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +37,8 @@
 
 namespace graphshard::detail {
 
-// Piece `rank` of x along d, copied (never a view of x).
+// Piece `rank` of x along d in x's memory format: a view of x when the piece already is
+// contiguous in that format (SPEC §2), else a copy.
 at::Tensor split_piece(const at::Tensor& x, int64_t d, const std::vector<int64_t>& sizes, int rank);
 
 // Full-shape tensor: piece `rank` along d is x, every other piece is zero (deterministic).

@@ -60,6 +60,16 @@ void shard_forward(const CommPtr& comm, const PrimCase& c) {
   const at::Tensor out = shard_tensor(x, c.dim, c.sizes, comm, c.flag);
   expect_equal(out, reference::shard(x, c.dim, c.sizes, comm->rank()), on("shard_tensor", comm));
   check_layout(out, x, comm, on("shard_tensor", comm));
+  if (comm->size() > 1 && out.numel() > 0) {
+    // SPEC §2: a view of x exactly where piece r already is contiguous in x's memory format (as
+    // torch.split(x, sizes, dim)[r].contiguous(format)), zero bytes copied; else a copy.
+    const at::Tensor piece = x.narrow(c.dim, offsets_of(c.sizes)[comm->rank()],
+                                      c.sizes[comm->rank()]);
+    const bool view = piece.is_contiguous(get_memory_format(x));
+    require(out.is_alias_of(x) == view, on("shard_tensor", comm) + (view ? ": copied a piece "
+                                        "that is contiguous in place" : ": a view of a piece "
+                                        "that is not contiguous"));
+  }
 }
 
 void shard_adjoint(const CommPtr& comm, const PrimCase& c) {

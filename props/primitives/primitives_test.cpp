@@ -199,11 +199,12 @@ TEST(GatherTensor, IntegerTensorsPassWithoutAutograd) {
 
 // "No hidden copies" at the level of collectives: one collective per primitive, of the
 // expected kind (reduce_shard_tensor is one reduce-scatter, never all-reduce + split).
-std::vector<std::string> ops_of(int w, const std::function<void(const CommPtr&)>& fn) {
+std::vector<std::string> ops_of(int w, const std::function<void(const CommPtr&)>& fn,
+                                int collectives = 1) {
   auto world = sim::SimWorld::create(w, std::chrono::seconds(30));
   const auto outcomes = sim::run_ranks_collect(world, fn);
   for (const auto& o : outcomes) EXPECT_TRUE(o.ok) << o.error;
-  for (int64_t n : world->op_counts()) EXPECT_EQ(n, 1);
+  for (int64_t n : world->op_counts()) EXPECT_EQ(n, collectives);
   std::vector<std::string> ops;
   const sim::TrafficLedger ledger = world->ledger();  // a copy: keep it alive while iterating
   for (const auto& [key, bytes] : ledger.entries()) {
@@ -217,6 +218,21 @@ TEST(ReduceShardTensor, IsOneReduceScatter) {
     reduce_shard_tensor(at::ones({4, 6}), 1, std::vector<int64_t>{1, 2, 3}, comm);
   });
   EXPECT_EQ(ops, std::vector<std::string>{"reduce_scatter_v"});
+}
+
+// SPEC §2: reduce, then keep piece r, is one reduce-scatter (half the bytes of an all-reduce).
+TEST(SyncTensor, BackwardIsOneReduceScatter) {
+  const auto ops = ops_of(3, [](const CommPtr& comm) {
+    const at::Tensor x = at::ones({comm->rank() + 1, 4}).requires_grad_(true);
+    sync_tensor(x, 0, std::vector<int64_t>{1, 2, 3}, comm).sum().backward();
+  }, /*collectives=*/2);  // the forward's all-gather, the backward's reduce-scatter
+  EXPECT_EQ(ops, (std::vector<std::string>{"all_gather_v", "reduce_scatter_v"}));
+}
+
+// The engine's out-of-place all-reduce: one collective, no reduce-scatter + all-gather pair.
+TEST(ReduceTensor, IsOneAllReduce) {
+  const auto ops = ops_of(3, [](const CommPtr& comm) { reduce_tensor(at::ones({4, 6}), comm); });
+  EXPECT_EQ(ops, std::vector<std::string>{"all_reduce_sum"});
 }
 
 TEST(GatherTensor, IsOneAllGather) {

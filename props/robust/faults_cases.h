@@ -56,6 +56,10 @@ class HookedCommunicator : public ForwardingCommunicator {
     enter("all_reduce_sum");
     ForwardingCommunicator::do_all_reduce_sum(buffer);
   }
+  void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) override {
+    enter("all_reduce_sum");
+    ForwardingCommunicator::do_all_reduce_sum_into(send, recv);
+  }
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts, const at::Tensor& own) override {
     enter("reduce_scatter_v");

@@ -19,6 +19,8 @@ its result:
 - ``unmodified``: neither the input nor the upstream gradient changed (SPEC §5: a reduce returns
   a new tensor);
 - ``format``: the output keeps the input's memory format (SPEC §0);
+- ``view``: shard_tensor returns a view of its input exactly where the piece is already contiguous
+  in the input's memory format, else a copy (SPEC §2);
 - ``expand``: shard_tensor(gather_in_backward=False)'s gradient is the upstream gradient on piece
   r and zero elsewhere;
 
@@ -248,6 +250,14 @@ def run_cases(group, seed: int, n_cases: int, rec: Record, tag: str = "", device
         if w > 1 and fn not in ("sync_none", "sync_nofwd"):  # those return the input as a view
             fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
             rec.check("format", y.is_contiguous(memory_format=fmt), f"{what}: output strides {y.stride()}, expected {fmt}")
+        if w > 1 and fn in ("shard", "shard_expand"):
+            # SPEC §2: a view of the input exactly where piece r already is contiguous in the
+            # input's memory format (torch.split(x, sizes, d)[r].contiguous(format)), else a copy.
+            fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+            piece = torch.split(x.detach(), c["sizes"], c["d"])[r]
+            view = piece.is_contiguous(memory_format=fmt) and piece.numel() > 0
+            shares = y.numel() > 0 and y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+            rec.check("view", shares == view, f"{what}: output shares the input's storage: {shares}, expected {view}")
         if floating:
             y.backward(gy)
             gx = x.grad

@@ -27,10 +27,11 @@ def world(request):
     return request.param, world_results(request.param)
 
 
-@pytest.mark.parametrize("check", ["reference", "cxx", "unmodified", "format", "expand"])
+@pytest.mark.parametrize("check", ["reference", "cxx", "unmodified", "format", "view", "expand"])
 def test_primitives(world, check):
     """(a) bitwise equal to the C++ autograd path; (b) forward == single-process reference;
-    (d) inputs unmodified; outputs keep the memory format; the expand backward."""
+    (d) inputs unmodified; outputs keep the memory format; shard_tensor's view where the piece is
+    already contiguous; the expand backward."""
     w, results = world
     assert_check(results, check, min_cases=5)
 

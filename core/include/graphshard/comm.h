@@ -104,6 +104,14 @@ class Communicator {
   // the wire. Why: W - 1 roundings in a 10- or 7-bit mantissa lose about log2(W) bits.
   // buffer = elementwise sum over ranks of buffer, in place.
   void all_reduce_sum(const at::Tensor& buffer);
+  // recv = elementwise sum over ranks of send; send is not modified (recv may be send itself:
+  // in place). Why a form of its own: the reduce primitive returns a new tensor and leaves its
+  // input alone, and an engine that reads send and writes recv directly saves a copy of send.
+  void all_reduce_sum(const at::Tensor& send, const at::Tensor& recv);
+  // Buffers of at most this many bytes are latency-bound: an engine may move them in fewer,
+  // larger rounds (Gloo's direct all-reduce: one all-gather and a local sum in rank order,
+  // instead of a reduce-scatter and an all-gather).
+  static constexpr int64_t kLatencyBoundBytes = 256 << 10;
   // recv = sum over q of piece r of rank q's send, pieces cut by counts (same on all ranks),
   // added in rank order. `own`, when defined: this rank's own contribution (counts[r] elements
   // of send's dtype and device, any shape and strides; recv is read as that shape), used in
@@ -145,6 +153,10 @@ class Communicator {
   virtual void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                                const std::vector<int64_t>& counts, OwnPiece own) = 0;
   virtual void do_all_reduce_sum(const at::Tensor& buffer) = 0;
+  // Default: in place, do_all_reduce_sum; else a reduce-scatter read straight from send and an
+  // all-gather into recv (the bytes of a ring all-reduce, send never copied; each element summed
+  // once, by its owner).
+  virtual void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv);
   virtual void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                                    const std::vector<int64_t>& counts, const at::Tensor& own) = 0;
   virtual void do_all_to_all_v(const at::Tensor& send, const std::vector<int64_t>& send_counts,

@@ -28,6 +28,9 @@ class ForwardingCommunicator : public Communicator {
     inner_->all_gather_v(send, recv, counts, own);
   }
   void do_all_reduce_sum(const at::Tensor& buffer) override { inner_->all_reduce_sum(buffer); }
+  void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) override {
+    inner_->all_reduce_sum(send, recv);
+  }
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts, const at::Tensor& own) override {
     inner_->reduce_scatter_v(send, recv, counts, own);
