@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "graph_internal.h"
+#include "graphshard/halo.h"
 #include "graphshard/primitives.h"
 
 namespace graphshard {
@@ -91,7 +92,7 @@ ShardedEdges shard_edges_1hop(const at::Tensor& edge_attr, const at::Tensor& edg
 LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTensor& x,
                                 const at::Tensor& edge_attr, const at::Tensor& edge_index,
                                 const BipartiteGraphShardInfo& shard_info, const CommPtr& group,
-                                const std::optional<PairTensor>& cond) {
+                                const std::optional<PairTensor>& cond, SrcExchange src_exchange) {
   constexpr const char* fn = "shard_graph_to_local";
   if (!model_is_distributed(group)) {
     return {x.first, x.second, edge_attr, edge_index, shard_info, cond};
@@ -171,6 +172,17 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
   }
   const cpu::UsedIds used = detail::used_sources(fn, ei.select(0, 0), n_src, rank);
   out.edge_index = at::stack({used.relabelled, ei.select(0, 1) - dlo});
+  if (src_exchange == SrcExchange::kHalo && shard_info.src_is_sharded()) {
+    // The used sources' rows from their owners, then in ascending global id as below.
+    const detail::OwnerRows rows = detail::rows_from_owners(
+        fn, used.kept.to(at::kLong), *shard_info.src_nodes(), group, /*debug=*/false);
+    out.x_src = halo_exchange(x.first, rows.info, group).index_select(0, rows.order);
+    if (cond) {
+      out.cond = PairTensor{halo_exchange(cond->first, rows.info, group).index_select(0, rows.order),
+                            cond->second};
+    }
+    return out;
+  }
   const at::Tensor x_src_full =
       sync_tensor(x.first, 0, shard_info.src_nodes(), group, shard_info.src_is_sharded());
   out.x_src = x_src_full.index_select(0, used.kept);

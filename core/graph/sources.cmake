@@ -1,6 +1,7 @@
 # Sources of core/graph and core/cpu graph kernels (paths relative to core/).
 list(APPEND GRAPHSHARD_GRAPH_SOURCES
   graph/graph_checks.cpp
+  graph/halo.cpp
   graph/partition.cpp
   graph/sharding.cpp
   cpu/graph_kernels.cpp

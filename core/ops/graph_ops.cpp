@@ -131,12 +131,17 @@ to_local(at::IntArrayRef num_nodes, int64_t num_edges, int64_t num_parts,
          at::IntArrayRef dst_splits, at::IntArrayRef edge_splits, const at::Tensor& x_src,
          const at::Tensor& x_dst, const std::optional<at::Tensor>& edge_attr,
          const at::Tensor& edge_index, Sizes src_nodes, Sizes dst_nodes, Sizes edges, Name group,
-         const std::optional<at::Tensor>& cond_src, const std::optional<at::Tensor>& cond_dst) {
+         const std::optional<at::Tensor>& cond_src, const std::optional<at::Tensor>& cond_dst,
+         c10::string_view src_exchange) {
+  TORCH_CHECK_VALUE(src_exchange == "all_gather" || src_exchange == "halo",
+                    "graphshard::shard_graph_to_local: src_exchange: expected 'all_gather' or "
+                    "'halo', got '", std::string(src_exchange), "'");
+  const SrcExchange how = src_exchange == "halo" ? SrcExchange::kHalo : SrcExchange::kAllGather;
   const GraphPartition p = partition_of(num_nodes, num_edges, num_parts, dst_splits, edge_splits);
   BipartiteGraphShardInfo info(to_sizes(src_nodes), to_sizes(dst_nodes), to_sizes(edges));
   auto g = translated([&] {
     return shard_graph_to_local(p, {x_src, x_dst}, value_or_undefined(edge_attr), edge_index, info,
-                                comm_of(group, x_src), pair_or_none(cond_src, cond_dst));
+                                comm_of(group, x_src), pair_or_none(cond_src, cond_dst), how);
   });
   at::Tensor cs, cd;
   if (g.cond) std::tie(cs, cd) = *g.cond;
@@ -219,7 +224,7 @@ TORCH_LIBRARY_FRAGMENT(graphshard, m) {
       "shard_graph_to_local(int[] num_nodes, int num_edges, int num_parts, int[] dst_splits, "
       "int[] edge_splits, Tensor x_src, Tensor x_dst, Tensor? edge_attr, Tensor edge_index, "
       "int[]? src_nodes, int[]? dst_nodes, int[]? edges, str? group, Tensor? cond_src=None, "
-      "Tensor? cond_dst=None) "
+      "Tensor? cond_dst=None, str src_exchange=\"all_gather\") "
       "-> (Tensor, Tensor, Tensor, Tensor, int[]?, int[]?, int[]?, Tensor, Tensor)");
   m.def(
       "sort_edges_1hop_chunks(int[] num_nodes, Tensor edge_attr, Tensor edge_index, "

@@ -11,6 +11,7 @@
 #include "../check.h"
 #include "arguments.h"
 #include "collectives.h"
+#include "graphshard/halo.h"
 #include "graphshard/primitives.h"
 
 namespace graphshard {
@@ -173,7 +174,36 @@ struct AllToAllFunction : torch::autograd::Function<AllToAllFunction> {
   }
 };
 
+// S(0) -> S(0) with the halo rows appended; backward adds the halo rows' gradient at their
+// owners (graphshard/halo.h).
+struct HaloFunction : torch::autograd::Function<HaloFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const HaloInfo& info,
+                            const CommPtr& group) {
+    save_group(ctx, group);
+    ctx->saved_data["num_local"] = info.num_local_nodes;
+    ctx->saved_data["send_indices"] = info.send_indices;
+    ctx->saved_data["recv_counts"] = info.recv_counts;
+    return detail::halo_forward(x, info.send_indices, info.recv_counts, *group);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    CommPtr keep;
+    Communicator& comm = backward_group(ctx, "halo_exchange", keep);
+    const auto send = ctx->saved_data.at("send_indices").toTensorVector();
+    at::Tensor gx = detail::halo_backward(grads[0], ctx->saved_data.at("num_local").toInt(), send,
+                                          saved_sizes(ctx, "recv_counts"), comm);
+    return {gx, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor halo_exchange(const at::Tensor& x, const HaloInfo& halo_info, const CommPtr& group) {
+  if (!model_is_distributed(group)) return x;
+  detail::check_halo_arguments("halo_exchange", x, halo_info, group->size(), group->rank());
+  if (!needs_autograd(x))
+    return detail::halo_forward(x, halo_info.send_indices, halo_info.recv_counts, *group);
+  return HaloFunction::apply(x, halo_info, group);
+}
 
 at::Tensor shard_tensor(const at::Tensor& input, int64_t dim, const ShardSizes& sizes,
                         const CommPtr& group, bool gather_in_backward) {

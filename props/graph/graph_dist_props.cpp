@@ -2,8 +2,6 @@
 // naive whole-graph reference on every rank: build_graph_partition_from_shard_info,
 // shard_edges_1hop (sorted and unsorted paths), shard_graph_to_local (every combination of
 // src / dst / edges already sharded or not, with and without cond).
-#include <random>
-
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -18,18 +16,6 @@ namespace {
 
 namespace ref = graphshard::reference;
 
-// n cut into w random (possibly empty, uneven) pieces, the same on every rank.
-std::vector<int64_t> random_split(int64_t n, int w, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int64_t> cuts{0, n};
-  for (int i = 0; i + 1 < w; ++i)
-    cuts.push_back(n == 0 ? 0 : static_cast<int64_t>(rng() % (n + 1)));
-  std::sort(cuts.begin(), cuts.end());
-  std::vector<int64_t> sizes;
-  for (int i = 0; i < w; ++i) sizes.push_back(cuts[i + 1] - cuts[i]);
-  return sizes;
-}
-
 at::Tensor piece(const at::Tensor& full, int64_t dim, const std::vector<int64_t>& sizes, int r) {
   const auto [lo, hi] = partition_range(sizes, r);
   return full.narrow(dim, lo, hi - lo);
@@ -39,11 +25,12 @@ struct DistCase {
   GraphSpec g;
   bool src_sharded = false, dst_sharded = false, edges_sharded = false, with_cond = false;
   bool balanced_src = true;
+  bool halo = false;  // shard_graph_to_local with SrcExchange::kHalo
 };
 std::ostream& operator<<(std::ostream& os, const DistCase& c) {
   return os << c.g << " src_sharded=" << c.src_sharded << " dst_sharded=" << c.dst_sharded
             << " edges_sharded=" << c.edges_sharded << " cond=" << c.with_cond
-            << " balanced_src=" << c.balanced_src;
+            << " balanced_src=" << c.balanced_src << " halo=" << c.halo;
 }
 
 rc::Gen<DistCase> gen_dist_case(int /*world_size*/, int sorted) {
@@ -55,6 +42,7 @@ rc::Gen<DistCase> gen_dist_case(int /*world_size*/, int sorted) {
     c.edges_sharded = *rc::gen::arbitrary<bool>();
     c.with_cond = *rc::gen::arbitrary<bool>();
     c.balanced_src = *rc::gen::arbitrary<bool>();
+    c.halo = *rc::gen::arbitrary<bool>();
     return c;
   });
 }
@@ -141,7 +129,8 @@ void shard_graph_to_local_body(const CommPtr& comm, const DistCase& c) {
   const at::Tensor ea_in = c.edges_sharded ? piece(ea, 0, p.edge_splits, r) : ea;
   std::optional<PairTensor> cond;
   if (c.with_cond) cond = PairTensor{cs_in, cd};
-  const LocalGraph out = shard_graph_to_local(p, {xs_in, xd_in}, ea_in, ei_in, info, comm, cond);
+  const LocalGraph out = shard_graph_to_local(p, {xs_in, xd_in}, ea_in, ei_in, info, comm, cond,
+                                              c.halo ? SrcExchange::kHalo : SrcExchange::kAllGather);
   if (w == 1) {  // not distributed: everything unchanged
     RC_ASSERT(out.x_src.is_same(xs_in) && out.x_dst.is_same(xd_in));
     RC_ASSERT(out.edge_attr.is_same(ea_in) && out.edge_index.is_same(ei_in));

@@ -44,12 +44,15 @@ enum class EdgeMode {
 struct LayerCase {
   GraphSpec g;
   bool src_sharded = false, dst_sharded = false, uneven_src = false;
+  SrcExchange src_exchange = SrcExchange::kAllGather;  // kHalo: only the used source rows move
   EdgeMode edges = EdgeMode::kReplicated;
   int64_t fs = 1, fd = 1, fe = 1, fo = 1;
 };
 std::ostream& operator<<(std::ostream& os, const LayerCase& c) {
   return os << c.g << " src_sharded=" << c.src_sharded << " dst_sharded=" << c.dst_sharded
-            << " uneven_src=" << c.uneven_src << " edges=" << static_cast<int>(c.edges) << " dims=("
+            << " uneven_src=" << c.uneven_src
+            << " src_exchange=" << (c.src_exchange == SrcExchange::kHalo ? "halo" : "all_gather")
+            << " edges=" << static_cast<int>(c.edges) << " dims=("
             << c.fs << ", " << c.fd << ", " << c.fe << ", " << c.fo << ")";
 }
 
@@ -61,6 +64,7 @@ rc::Gen<LayerCase> gen_layer_case(int /*world_size*/) {
     c.src_sharded = *rc::gen::arbitrary<bool>();
     c.dst_sharded = *rc::gen::arbitrary<bool>();
     c.uneven_src = *rc::gen::arbitrary<bool>();
+    c.src_exchange = *rc::gen::arbitrary<bool>() ? SrcExchange::kHalo : SrcExchange::kAllGather;
     c.fs = *rc::gen::inRange<int64_t>(1, 4);
     c.fd = *rc::gen::inRange<int64_t>(1, 4);
     c.fe = *rc::gen::inRange<int64_t>(1, 4);
@@ -151,7 +155,8 @@ void sharded_layer_body(const CommPtr& comm, const LayerCase& c) {
   const GraphPartition partition =
       build_graph_partition_from_shard_info(ei_in, {x_src, x_dst}, info, comm);
   const LocalGraph local =
-      shard_graph_to_local(partition, {x_src, x_dst}, ea_in, ei_in, info, comm);
+      shard_graph_to_local(partition, {x_src, x_dst}, ea_in, ei_in, info, comm, std::nullopt,
+                           c.src_exchange);
   const at::Tensor out_local =
       layer(local.x_src, local.x_dst, local.edge_attr, local.edge_index, lw);
   const at::Tensor out = gather_tensor(out_local, 0, partition.dst_splits, comm);

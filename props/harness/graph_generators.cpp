@@ -103,6 +103,17 @@ at::Tensor make_edge_index(const GraphSpec& g) {
   return ei.to(g.index_dtype());
 }
 
+std::vector<int64_t> random_split(int64_t n, int w, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> cuts{0, n};
+  for (int i = 0; i + 1 < w; ++i)
+    cuts.push_back(n == 0 ? 0 : static_cast<int64_t>(rng() % (n + 1)));
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<int64_t> sizes;
+  for (int i = 0; i < w; ++i) sizes.push_back(cuts[i + 1] - cuts[i]);
+  return sizes;
+}
+
 at::Tensor make_rows(int64_t rows, const std::vector<int64_t>& trailing, at::ScalarType dtype,
                      uint64_t seed) {
   std::vector<int64_t> shape{rows};

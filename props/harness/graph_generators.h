@@ -37,6 +37,9 @@ rc::Gen<GraphSpec> gen_graph_spec(int64_t max_nodes = 2000, int64_t max_edges = 
 // The [2, E] edge index of the spec (E = 0 when a side has no nodes).
 at::Tensor make_edge_index(const GraphSpec& g);
 
+// n cut into w random (possibly empty, uneven) pieces, the same on every rank for a seed.
+std::vector<int64_t> random_split(int64_t n, int w, uint64_t seed);
+
 // Deterministic float data of `rows` rows and the given trailing shape (small integers, so
 // sums are exact), from a seed.
 at::Tensor make_rows(int64_t rows, const std::vector<int64_t>& trailing, at::ScalarType dtype,

@@ -1,6 +1,6 @@
 """Run anemoi-models' own layers on graphshard: :func:`use_graphshard` swaps the functions.
 
-``use_graphshard()`` replaces, in ``anemoi.models.distributed.graph``, ``.khop_edges``,
+``use_graphshard()`` replaces, in ``anemoi.models.distributed.graph``, ``.halo``, ``.khop_edges``,
 ``.shapes`` and ``.utils``, every public function and class that graphshard defines under the same
 name in :mod:`graphshard.distributed` (``shard_tensor``, ``sync_tensor``, ...,
 ``shard_graph_to_local``, ``GraphPartition``, ``BipartiteGraphShardInfo``, ``GraphShardInfo``,
@@ -19,7 +19,7 @@ with graphshard's C++::
     handle.restore()                               # or graphshard.anemoi.restore()
 
 What is swapped
-    A pair (anemoi object, graphshard object) for each name of the four modules for which
+    A pair (anemoi object, graphshard object) for each name of the five modules for which
     graphshard's module defines a public (no leading underscore) function or class and
     anemoi's module has that name bound to a different object that anemoi defines. Then every
     attribute of every module in ``sys.modules`` named ``anemoi`` or ``anemoi.*`` that *is* (by
@@ -29,31 +29,33 @@ What is swapped
     a default argument, a ``functools.partial``) keeps anemoi's.
 
 What is left untouched
-    Every name graphshard lacks: ``graph.halo_exchange`` (graphshard has no halo exchange yet),
-    the private helpers of the four modules (``_SyncParallelSection`` ..., ``_sort_edges_1hop_*``,
-    ``_drop_unconnected_src_nodes``, ``_get_k_hop_edges``), constants (``ANEMOI_DEBUG_SHARDING``)
+    Every name graphshard lacks: the private helpers of the five modules
+    (``_SyncParallelSection`` ..., ``_sort_edges_1hop_*``, ``_drop_unconnected_src_nodes``,
+    ``_get_k_hop_edges``, ``_node_id_to_partition_id``), constants (``ANEMOI_DEBUG_SHARDING``)
     and type aliases (``ShardSizes``, ``DatasetShardSizes``, ``Adj``, ``PairTensor``); and the
-    modules ``anemoi.models.distributed.halo`` and ``.primitives`` as a whole (they implement the
-    halo exchange, which keeps running on anemoi's own primitives, and they are never patched,
-    not even the names they imported from the four modules). :func:`left_untouched` lists the
-    untouched public names of the four modules.
+    module ``anemoi.models.distributed.primitives`` as a whole (anemoi's collectives, which only
+    anemoi's own functions call). :func:`left_untouched` lists the untouched public names of the
+    five modules. The halo exchange is swapped too: anemoi's processor blocks (shard strategy
+    "edges") then build their halo with graphshard, whose send lists are right for directed graphs
+    as well (SPEC §3b [differs]).
 
 Modules imported later
     Only modules already in ``sys.modules`` at the call are patched; so each call first imports
-    the four modules and ``preload`` (by default ``anemoi.models.layers.mapper`` and
+    the five modules and ``preload`` (by default ``anemoi.models.layers.mapper`` and
     ``anemoi.models.layers.processor``, which import ``block``, ``attention``, ``conv``,
     ``anemoi.models.triton.utils``, ...). Pass more in ``preload`` (``anemoi.models.models``, for
     instance) or import them first. A module imported *while* swapped that imports by name from
-    the four modules binds graphshard's objects (the four modules' attributes are swapped), and is
+    the five modules binds graphshard's objects (the five modules' attributes are swapped), and is
     reverted too on restore: restoring also puts anemoi's object back in any ``anemoi.*`` module
     attribute that holds a swapped-in graphshard object. A nested call re-scans ``sys.modules``
     and patches the modules imported since the outer call.
 
 Classes: mixing works both ways
-    ``GraphPartition``, ``BipartiteGraphShardInfo`` and ``GraphShardInfo`` are swapped as well,
+    ``GraphPartition``, ``BipartiteGraphShardInfo``, ``GraphShardInfo`` and ``HaloInfo`` are
+    swapped as well,
     so the instances anemoi code builds while swapped are graphshard's, the same as the ones
-    graphshard's functions return. Instances of anemoi's classes made before the swap (or by the
-    untouched halo module) work with graphshard's functions too: these read partitions and shard
+    graphshard's functions return. Instances of anemoi's classes made before the swap work with
+    graphshard's functions too: these read partitions and shard
     infos by attribute only (duck typing), and graphshard's ``GraphPartition`` has the private
     helpers anemoi's layers call (``_get_dst_range``, ``_get_edge_range``,
     ``_relabel_dst_nodes``). The classes differ in identity: an anemoi and a graphshard shard info
@@ -91,11 +93,11 @@ from typing import Iterable
 __all__ = ["use_graphshard", "restore", "is_active", "left_untouched", "swapped_pairs", "GraphshardPatch"]
 
 #: The anemoi modules mirrored by graphshard, and graphshard's namesakes.
-MODULES = ("graph", "khop_edges", "shapes", "utils")
+MODULES = ("graph", "halo", "khop_edges", "shapes", "utils")
 _ANEMOI = "anemoi.models.distributed."
 _GRAPHSHARD = "graphshard.distributed."
-#: Modules never patched: the halo exchange and the primitives it runs on (graphshard lacks them).
-EXCLUDED_MODULES = ("anemoi.models.distributed.halo", "anemoi.models.distributed.primitives")
+#: Modules never patched: anemoi's collectives, which graphshard's functions do not use.
+EXCLUDED_MODULES = ("anemoi.models.distributed.primitives",)
 #: Imported by default before patching, so that their by-name imports get swapped.
 DEFAULT_PRELOAD = ("anemoi.models.layers.mapper", "anemoi.models.layers.processor")
 
@@ -135,7 +137,7 @@ def _build_pairs() -> dict[int, tuple[object, object]]:
 
 
 def left_untouched() -> dict[str, list[str]]:
-    """The public names of anemoi's four modules that :func:`use_graphshard` does not swap (those
+    """The public names of anemoi's five modules that :func:`use_graphshard` does not swap (those
     graphshard lacks, constants, type aliases, anemoi helpers imported from other modules), by
     module; plus the excluded modules. Imports from outside anemoi (``Tensor``, ``Optional``...)
     are not listed. The same whether the swap is active or not."""
@@ -251,7 +253,7 @@ def use_graphshard(preload: Iterable[str] = DEFAULT_PRELOAD) -> GraphshardPatch:
     preload : iterable of str
         Modules imported before patching, so that the names they import from
         ``anemoi.models.distributed`` are swapped too (default: anemoi's mapper and processor
-        layers). One that fails to import is skipped with a warning; the four
+        layers). One that fails to import is skipped with a warning; the five
         ``anemoi.models.distributed`` modules themselves must import (else ImportError).
 
     Returns

@@ -71,17 +71,26 @@ def test_plain_call_and_restore_are_exact(clean):
     assert an_mapper.GraphPartition is gs_khop.GraphPartition
     assert an_graph.shard_tensor is gs_graph.shard_tensor
     assert an_processor.GraphShardInfo is gs_shapes.GraphShardInfo
-    # untouched: what graphshard lacks, and the halo module as a whole
+    # the halo exchange too, in anemoi's halo module and where the processor block imported it
     import anemoi.models.distributed.halo as an_halo
+    import anemoi.models.layers.block as an_block
 
-    assert an_graph.halo_exchange.__module__ == "anemoi.models.distributed.graph"
-    assert an_halo.shard_tensor is AN_SHARD_TENSOR
-    assert an_halo.GraphPartition is AN_GRAPH_PARTITION
+    import graphshard.distributed.halo as gs_halo
+
+    assert an_graph.halo_exchange is gs_graph.halo_exchange
+    assert an_block.halo_exchange is gs_graph.halo_exchange
+    assert an_block.build_halo_info is gs_halo.build_halo_info
+    assert an_halo.HaloInfo is gs_halo.HaloInfo
+    assert an_halo.shard_tensor is gs_graph.shard_tensor
+    assert an_halo.GraphPartition is gs_khop.GraphPartition
     mods = {m for m, _ in h.patched}
     assert {"anemoi.models.layers.mapper", "anemoi.models.layers.processor", "anemoi.models.layers.block"} <= mods
-    assert "anemoi.models.distributed.halo" not in mods and "anemoi.models.distributed.primitives" not in mods
+    assert "anemoi.models.distributed.halo" in mods and "anemoi.models.distributed.primitives" not in mods
+    # untouched: what graphshard lacks (anemoi's private helpers), and anemoi's collectives
     left = ga.left_untouched()
-    assert "halo_exchange" in left["anemoi.models.distributed.graph"]
+    assert "halo_exchange" not in left["anemoi.models.distributed.graph"]
+    assert left["anemoi.models.distributed.primitives"] == ["<whole module>"]
+    assert an_halo._node_id_to_partition_id.__module__ == "anemoi.models.distributed.halo"
     h.restore()
     assert not ga.is_active() and not h.active
     assert _snapshot() == before

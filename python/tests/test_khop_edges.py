@@ -255,7 +255,8 @@ def sharded_layer_run(rank: int, w: int, seed: int, n_cases: int) -> dict:
         src_sharded, dst_sharded = rng.random() < 0.5, rng.random() < 0.5
         edges = rng.choice(["full", "sharded_sorted", "sharded_unsorted"])
         with_cond = rng.random() < 0.5
-        what = f"case {i}: n=({n_src}, {n_dst}) E={e} F={f} src_sharded={src_sharded} dst_sharded={dst_sharded} edges={edges} rank {rank}"
+        src_exchange = rng.choice(["all_gather", "halo"])
+        what = f"case {i}: n=({n_src}, {n_dst}) E={e} F={f} src_sharded={src_sharded} dst_sharded={dst_sharded} edges={edges} src_exchange={src_exchange} rank {rank}"
 
         g = torch.Generator().manual_seed(rng.randrange(2**31))
         src = torch.randint(0, max(n_src, 1), (e,), generator=g)
@@ -301,7 +302,7 @@ def sharded_layer_run(rank: int, w: int, seed: int, n_cases: int) -> dict:
 
         cond = (xs_in.detach() * 3, xd_in.detach() * 5) if with_cond else None
         (xs_l, xd_l), ea_ll, ei_ll, info_l, cond_l = K.shard_graph_to_local(
-            partition, (xs_in, xd_in), ea_l, ei_l, info, group, cond=cond
+            partition, (xs_in, xd_in), ea_l, ei_l, info, group, cond=cond, src_exchange=src_exchange
         )
         assert info_l == BipartiteGraphShardInfo(src_sizes, partition.dst_splits, partition.edge_splits), f"{what}: {info_l}"
         checked["info"] += 1

@@ -147,6 +147,18 @@ struct LocalGraph {
   std::optional<PairTensor> cond;      // (cond_src selected like x_src, cond_dst as given)
 };
 
+// How shard_graph_to_local brings each rank the rows of the sources its edges use when the
+// sources are sharded. kAllGather: sync_tensor gathers every source on every rank (what anemoi
+// does; its backward reduce-scatters the whole gradient). kHalo: each rank asks the owners for
+// the rows it uses and receives exactly those, in one all-to-all-v (after two small ones that
+// exchange the requests: graphshard/halo.h); the backward sends each row's gradient back to its
+// owner, which adds them in rank order. Both give the same output and the same gradients, bit
+// for bit on engines that sum in rank order (sim, Gloo's direct path): either way a source row's
+// gradient is the sum, in rank order, of the gradients of the ranks that use it (the
+// reduce-scatter adds zeros for the others). Replicated sources need no exchange either way (the
+// gradient is all-reduced as before).
+enum class SrcExchange { kAllGather, kHalo };
+
 // Not distributed: everything returned unchanged. Otherwise W == partition.num_parts;
 // destinations: already sharded (sizes must equal dst_splits) or shard_tensor(x_dst, 0,
 // dst_splits); edges: already sharded (sizes must equal edge_splits) or shard_tensor with
@@ -156,7 +168,8 @@ struct LocalGraph {
 LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTensor& x,
                                 const at::Tensor& edge_attr, const at::Tensor& edge_index,
                                 const BipartiteGraphShardInfo& shard_info, const CommPtr& group,
-                                const std::optional<PairTensor>& cond = std::nullopt);
+                                const std::optional<PairTensor>& cond = std::nullopt,
+                                SrcExchange src_exchange = SrcExchange::kAllGather);
 
 struct EdgeChunks {
   std::vector<at::Tensor> edge_attr;

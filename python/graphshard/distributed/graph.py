@@ -285,3 +285,41 @@ def all_to_all_transpose(
         _sizes(concat_sizes),
         mgroup.group_name,
     )
+
+
+def halo_exchange(input_: Tensor, halo_info, mgroup: ProcessGroup) -> Tensor:
+    """Halo exchange for graph-partitioned node features (SPEC §3b).
+
+    Sends inner node features to the peer ranks that need them as halo nodes and receives halo
+    node features from peers, one all-to-all-v of exactly those rows. Returns a new tensor: the
+    local features followed by the received halo rows, in the local numbering of ``halo_info``.
+
+    Backward: the halo rows' gradient goes back to the ranks that own them and is added at the
+    sent positions (rank by rank in rank order, so the bits are fixed); the local rows' gradient
+    passes through. It is the adjoint of the forward.
+
+    Parameters
+    ----------
+    input_ : Tensor
+        Local node features, shape ``(num_local_nodes, ...)``.
+    halo_info : HaloInfo
+        Per-rank halo exchange metadata (from :func:`graphshard.distributed.halo.build_halo_info`;
+        read by attribute, so anemoi's HaloInfo works too).
+    mgroup : ProcessGroup
+        Model communication group (``None`` or one rank: the input itself is returned).
+
+    Returns
+    -------
+    Tensor
+        ``(num_local_nodes + num_halo_nodes, ...)``: local + halo features.
+    """
+    if not distributed(mgroup):
+        return input_
+    return call(
+        ops.halo_exchange,
+        input_,
+        int(halo_info.num_local_nodes),
+        list(halo_info.send_indices),
+        [int(c) for c in halo_info.recv_counts],
+        mgroup.group_name,
+    )

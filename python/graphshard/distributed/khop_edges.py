@@ -321,6 +321,7 @@ def shard_graph_to_local(
     shard_info: BipartiteGraphShardInfo,
     model_comm_group: Optional[ProcessGroup] = None,
     cond: Optional[PairTensor] = None,
+    src_exchange: str = "all_gather",
 ) -> tuple[PairTensor, Tensor, Adj, BipartiteGraphShardInfo, Optional[PairTensor]]:
     """Shard graph tensors to the local rank using precomputed partition metadata.
 
@@ -344,6 +345,11 @@ def shard_graph_to_local(
         Model communication group.
     cond : tuple[Tensor, Tensor], optional
         Conditioning tensors (cond_src, cond_dst).
+    src_exchange : str
+        How sharded sources reach the rank (graphshard only; anemoi has no such argument):
+        ``"all_gather"`` (default, as anemoi: every source on every rank) or ``"halo"`` (each
+        rank receives only the rows its edges use, from their owners, in one all-to-all-v; the
+        backward returns each row's gradient to its owner). Same output and gradients.
 
     Returns
     -------
@@ -367,6 +373,7 @@ def shard_graph_to_local(
         name_of(model_comm_group),
         cond_src,
         cond_dst,
+        src_exchange,
     )
 
     def opt(v):
