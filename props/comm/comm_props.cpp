@@ -211,8 +211,73 @@ void reduce_scatter_v_order_body(const CommPtr& comm, const OrderCase& c) {
                                    " on rank " + std::to_string(r));
 }
 
+// Buffers past Communicator::kLatencyBoundBytes take another path on Gloo (pieces pipelined in
+// chunks of 1 MiB, summed by their owners as they arrive), in place and out of place.
+struct LargeCase {
+  DType dtype;
+  int64_t n = 0;
+  bool out_of_place = false;
+  uint64_t seed = 0;
+};
+std::ostream& operator<<(std::ostream& os, const LargeCase& c) {
+  return os << "dtype=" << c.dtype << " n=" << c.n << " out_of_place=" << c.out_of_place
+            << " seed=" << c.seed;
+}
+
+rc::Gen<LargeCase> gen_large_case(int /*w*/) {
+  return rc::gen::exec([] {
+    LargeCase c;
+    c.dtype = *gen_float_dtype();
+    // From below the latency-bound size (in float32 elements) to two 1 MiB chunks per piece of
+    // a W = 2 float64 buffer (every rank builds every rank's data: keep it cheap on 8 ranks).
+    c.n = *rc::gen::inRange<int64_t>(Communicator::kLatencyBoundBytes / 8, 1 << 19);
+    c.out_of_place = *rc::gen::arbitrary<bool>();
+    c.seed = *rc::gen::arbitrary<uint32_t>();
+    return c;
+  });
+}
+
+// Returns the sum as all_reduce_sum gave it; an out-of-place send must be left as it was.
+at::Tensor reduce_large(const CommPtr& comm, const LargeCase& c, const at::Tensor& mine) {
+  if (!c.out_of_place) {
+    at::Tensor buffer = mine.clone();
+    comm->all_reduce_sum(buffer);
+    return buffer;
+  }
+  at::Tensor out = at::full_like(mine, 7);
+  comm->all_reduce_sum(mine, out);
+  return out;
+}
+
+void all_reduce_large_body(const CommPtr& comm, const LargeCase& c) {
+  const int w = comm->size(), r = comm->rank();
+  const CountsCase data{c.dtype, {}, c.seed};
+  at::Tensor expected = at::zeros({c.n}, at::kDouble);
+  for (int q = 0; q < w; ++q) expected += rank_data(data, q, c.n).to(at::kDouble);
+  const at::Tensor mine = rank_data(data, r, c.n), before = mine.clone();
+  const std::string what = "large all_reduce_sum on rank " + std::to_string(r);
+  expect_equal(reduce_large(comm, c, mine), expected.to(c.dtype.type), what);
+  expect_equal(mine, before, what + ": send modified");
+}
+
+void all_reduce_large_order_body(const CommPtr& comm, const LargeCase& c) {
+  if (sum_order::skip_sum_order(comm, "Communicator.AllReduceSumOfLargeBuffersAddsInRankOrder"))
+    return;
+  const int w = comm->size(), r = comm->rank();
+  const auto xs = sum_order::order_sensitive_summands(w, c.dtype.type, c.n, c.seed);
+  const std::string what = "large all_reduce_sum on rank " + std::to_string(r);
+  const at::Tensor sum = reduce_large(comm, c, xs[r]);
+  sum_order::expect_rank_order(
+      sum, sum_order::rank_order_sum(xs), xs, [](const at::Tensor& s) { return s; }, what);
+  sum_order::expect_same_bits_on_every_rank(comm, sum, what);
+}
+
 }  // namespace
 
+GRAPHSHARD_PROPERTY(Communicator, AllReduceSumOfLargeBuffersMatchesWholeWorldSum, gen_large_case,
+                    all_reduce_large_body);
+GRAPHSHARD_PROPERTY_MIN_W(Communicator, AllReduceSumOfLargeBuffersAddsInRankOrder,
+                          sum_order::kMinWorld, gen_large_case, all_reduce_large_order_body);
 GRAPHSHARD_PROPERTY(Communicator, AllGatherVMatchesConcatenation, gen_counts_case,
                     all_gather_v_body);
 GRAPHSHARD_PROPERTY(Communicator, AllReduceSumMatchesWholeWorldSum, gen_counts_case,
