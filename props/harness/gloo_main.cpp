@@ -3,15 +3,39 @@
 // those (the GlooFaults suite runs only when named by --gtest_filter, one launch per test). Any
 // failed assertion ends this process at once: the launcher then stops the other ranks, so a failure
 // never leaves ranks waiting in mismatched collectives.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include <gtest/gtest.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "graphshard/launch.h"
 #include "harness.h"
 
 namespace graphshard::props {
+
+std::chrono::milliseconds gloo_timeout();
+
+void survivors_checked(int survivors) {
+  // A client of the store rank 0 hosts (communicator_from_env met the ranks through it).
+  const EnvConfig c = env_config();
+  const auto limit = gloo_timeout() + std::chrono::seconds(5);
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<uint16_t>(c.master_port);
+  so.isServer = false;
+  so.timeout = limit;
+  auto store = c10::make_intrusive<c10d::TCPStore>(c.master_addr, so);
+  const std::string key = "graphshard_props/survivors_checked";
+  store->add(key, 1);
+  if (c.rank != 0) return;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (store->add(key, 0) < survivors && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 namespace {
 
 class ExitOnFailure : public testing::EmptyTestEventListener {

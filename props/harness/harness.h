@@ -26,6 +26,14 @@ CommPtr gloo_comm();
 void drop_gloo_comm();
 void set_gloo_comm(CommPtr comm);  // gloo_main.cpp
 
+// Fault tests over Gloo, once a survivor has checked its error (gloo_main.cpp). Rank 0 hosts the
+// store that carries the blames (comm.h, "Who is blamed"): had it exited while another survivor
+// was still inside its failing collective, that survivor would find the store gone and could
+// only blame the peer of its failing transfer, which comm.h allows but the tests do not expect.
+// Every survivor counts itself in through the store; rank 0 returns once all `survivors` have
+// (or after the Gloo timeout plus 5 s), so the store outlives every check.
+void survivors_checked(int survivors);
+
 // Number of cases each replayed property runs over Gloo: GRAPHSHARD_GLOO_CASES (default 12).
 int gloo_cases();
 
