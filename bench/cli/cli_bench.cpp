@@ -47,8 +47,9 @@ std::string launch_prefix(const fs::path& self, int world) {
   return quote(self.string()) + " launch -n " + std::to_string(world) + " --timeout 3600 -- ";
 }
 
-// Runs one suite binary writing Google Benchmark JSON to `out` (its console output to a .log
-// beside it); W > 0: as W Gloo processes through `graphshard launch`.
+// Runs one suite binary writing Google Benchmark JSON to `out` (its console table to a .log
+// beside it; its progress, one line per benchmark with the time left, and errors to stderr as
+// it runs); W > 0: as W Gloo processes through `graphshard launch`.
 void run_suite(const fs::path& self, const fs::path& exe, int world,
                const std::vector<std::string>& flags, const fs::path& out) {
   std::string cmd = world > 0 ? launch_prefix(self, world) : "";
@@ -57,7 +58,7 @@ void run_suite(const fs::path& self, const fs::path& exe, int world,
   fs::path log = out;
   log.replace_extension(".log");
   cmd += " " + quote("--benchmark_out=" + out.string()) + " --benchmark_out_format=json > " +
-         quote(log.string()) + " 2>&1";
+         quote(log.string());
   std::fprintf(stderr, "bench: %s%s\n",
                world > 0 ? ("Gloo W=" + std::to_string(world) + ": ").c_str() : "",
                exe.filename().c_str());

@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
         const std::string name = std::string(op) + "/engine:" + engine +
                                  "/W:" + std::to_string(gloo->size()) +
                                  "/bytes:" + std::to_string(bytes);
+        ++bench::planned_benchmarks();
         benchmark::RegisterBenchmark(
             name.c_str(),
             [op = std::string(op), bytes, gloo, device](benchmark::State& state) {
@@ -145,6 +146,7 @@ int main(int argc, char** argv) {
         for (int64_t bytes : sizes) {
           const std::string name = std::string(op) + "/engine:sim/W:" + std::to_string(w) +
                                    "/bytes:" + std::to_string(bytes);
+          ++bench::planned_benchmarks();
           benchmark::RegisterBenchmark(
               name.c_str(),
               [op = std::string(op), bytes, pool](benchmark::State& state) {
@@ -171,5 +173,5 @@ int main(int argc, char** argv) {
       }
     }
   }
-  bench::run_and_exit(gloo, args);
+  bench::run_and_exit(gloo, args, "collectives");
 }

@@ -11,14 +11,17 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_summary.h"
@@ -100,6 +103,57 @@ struct SilentReporter : benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run>&) override {}
 };
 
+// Benchmark instances the suite registered (each registration adds its count of argument sets):
+// the n of the progress line.
+inline int& planned_benchmarks() {
+  static int n = 0;
+  return n;
+}
+
+// The console reporter (to stdout, the suite's log under `graphshard bench`) plus a progress
+// line on stderr after each benchmark: "bench graph: 12/60 name, 1m02s elapsed, ~5m10s left".
+// On a terminal the line is redrawn in place; otherwise (a log) one plain line per benchmark.
+class ProgressReporter : public benchmark::ConsoleReporter {
+ public:
+  explicit ProgressReporter(std::string suite)
+      : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Defaults : OO_Tabular),
+        suite_(std::move(suite)),
+        live_(isatty(STDERR_FILENO) != 0) {}
+  ~ProgressReporter() override {
+    if (live_ && done_ > 0) std::fprintf(stderr, "\n");
+  }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    // Aggregates (mean, median, ...) come in a call of their own after a benchmark's runs.
+    if (runs.empty() || runs.front().run_type != Run::RT_Iteration) return;
+    ++done_;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    const int total = std::max(planned_benchmarks(), done_);
+    const double left = elapsed / done_ * (total - done_);
+    std::fprintf(stderr, "%sbench %s: %d/%d %s, %s elapsed, ~%s left%s", live_ ? "\r\033[K" : "",
+                 suite_.c_str(), done_, total, runs.front().benchmark_name().c_str(),
+                 duration(elapsed).c_str(), duration(left).c_str(), live_ ? "" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static std::string duration(double s) {
+    char buf[32];
+    const long t = static_cast<long>(s + 0.5);
+    if (t >= 60) {
+      std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+    } else {
+      std::snprintf(buf, sizeof buf, "%lds", t);
+    }
+    return buf;
+  }
+  std::string suite_;
+  bool live_;
+  int done_ = 0;
+  Clock::time_point start_ = Clock::now();
+};
+
 struct SuiteArgs {
   std::vector<int64_t> sizes, worlds;  // --sizes=a,b,... (bytes) and --worlds=a,b,... (sim W)
   bool to_file = false;                // --benchmark_out=FILE was given
@@ -135,12 +189,16 @@ inline SuiteArgs init_suite(int argc, char** argv, SuiteArgs defaults) {
 // lockstep and only rank 0 reports: the others get silent reporters (Google Benchmark refuses a
 // file reporter without --benchmark_out, and would write the file from every rank without one).
 // _Exit: no teardown races between Gloo's threads and static destructors.
-[[noreturn]] inline void run_and_exit(const graphshard::CommPtr& gloo, const SuiteArgs& args) {
+// Rank 0 (or the only process) shows progress (ProgressReporter) named `suite`.
+[[noreturn]] inline void run_and_exit(const graphshard::CommPtr& gloo, const SuiteArgs& args,
+                                      const std::string& suite) {
   if (gloo && gloo->rank() != 0) {
     SilentReporter display, file;
     benchmark::RunSpecifiedBenchmarks(&display, args.to_file ? &file : nullptr);
   } else {
-    benchmark::RunSpecifiedBenchmarks();
+    ProgressReporter display(gloo ? suite + " (Gloo W=" + std::to_string(gloo->size()) + ")"
+                                  : suite);
+    benchmark::RunSpecifiedBenchmarks(&display);
   }
   if (gloo) gloo->barrier();
   benchmark::Shutdown();

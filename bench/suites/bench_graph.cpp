@@ -294,6 +294,7 @@ void add(const Config& cfg, const std::string& function, int inputs, std::vector
         if (role != "bare" || scanned_inputs().count(name)) kept.push_back(o);
       }
       if (kept.empty()) continue;
+      planned_benchmarks() += orders.size() > 1 ? static_cast<int>(kept.size()) : 1;
       auto* b = benchmark::RegisterBenchmark(
           (function + "/" + role).c_str(), [=](benchmark::State& state) {
             const bool sorted = orders.size() > 1 ? state.range(1) != 0 : orders[0] != 0;
@@ -405,7 +406,8 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   gb::register_all(cfg);
-  benchmark::RunSpecifiedBenchmarks();
+  gb::ProgressReporter display("graph");
+  benchmark::RunSpecifiedBenchmarks(&display);
   benchmark::Shutdown();
   return gb::g_mismatch ? 1 : 0;
 }

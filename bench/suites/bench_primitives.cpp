@@ -1,5 +1,6 @@
-// Every communicating primitive beside the bare collective it wraps and the naive formulation a
-// user would otherwise write, on the same payloads, so ratios come out of one run. Without
+// Every communicating primitive (and halo_exchange) beside the bare collective it wraps and the
+// naive formulation a user would otherwise write, on the same payloads, so ratios come out of
+// one run. Without
 // torchrun variables it runs simulated ranks for each W of --worlds; under
 // `graphshard launch -n W` it runs Gloo (ranks in lockstep, a barrier before every iteration,
 // rank 0 reports). Forward passes (inputs need no grad), float32 payloads [n, 256] or [256, n]
@@ -59,6 +60,9 @@ std::vector<Row> rows(const std::vector<int64_t>& sizes) {
         out.push_back({fn, role, bytes, std::string(fn) == "reduce_tensor" ? -1 : 0});
       }
     }
+    for (const char* role : {"graphshard", "bare", "naive", "floor"}) {
+      out.push_back({"halo_exchange", role, bytes, -1});
+    }
   }
   return out;
 }
@@ -116,6 +120,7 @@ void measure(Group& g, const std::function<double(const std::string&)>& call) {
 void register_group(const GroupPtr& g, const std::string& engine, int w,
                     const std::function<void(Group&)>& measure_group) {
   for (const Row& row : g->rows) {
+    ++planned_benchmarks();
     benchmark::RegisterBenchmark(name_of(row, engine, w).c_str(),
                                  [row, g, engine, w, measure_group](benchmark::State& s) {
                                    tag(s, {row.fn, row.role, engine, w, row.bytes, row.dim, -1});
@@ -235,12 +240,19 @@ int main(int argc, char** argv) {
     register_repetitions(rows(args.sizes), reps,
                          [&](const GroupPtr& g) { register_gloo(g, gloo); });
   } else {
+    // The halo payload's send lists live on the CPU: its rows run on CPU ranks only.
+    std::vector<Row> sim_rows = rows(args.sizes);
+    if (!g_device.is_cpu()) {
+      sim_rows.erase(std::remove_if(sim_rows.begin(), sim_rows.end(),
+                                    [](const Row& row) { return row.fn == "halo_exchange"; }),
+                     sim_rows.end());
+    }
     for (int64_t w : args.worlds) {
       pools.push_back(std::make_unique<study::SimPool>(static_cast<int>(w)));
       study::SimPool* pool = pools.back().get();
-      register_repetitions(rows(args.sizes), reps,
+      register_repetitions(sim_rows, reps,
                            [&](const GroupPtr& g) { register_sim(g, pool); });
     }
   }
-  run_and_exit(gloo, args);
+  run_and_exit(gloo, args, "primitives");
 }

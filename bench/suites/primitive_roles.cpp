@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include "graphshard/halo.h"
 #include "graphshard/primitives.h"
 
 namespace graphshard::bench {
@@ -62,9 +63,29 @@ at::Tensor naive_a2a(Communicator& c, const Payload& p) {
   return at::cat(pieces, concat);
 }
 
+// What anemoi-models' halo_exchange does: a piece per peer, concatenated to send, the received
+// rows concatenated after the owned ones.
+at::Tensor naive_halo(Communicator& c, const Payload& p, Bare& b) {
+  std::vector<at::Tensor> pieces;
+  for (const auto& idx : p.halo->send_indices) pieces.push_back(p.x.index_select(0, idx));
+  at::Tensor recv = at::empty({p.halo->num_halo_nodes, kWidth}, p.x.options());
+  c.all_to_all_v(at::cat(pieces).view({-1}), b.send_counts, recv.view({-1}), b.recv_counts);
+  return at::cat({p.x, recv});
+}
+
 // The floor call (see primitive_roles.h) on one rank.
 at::Tensor floor_call(const std::string& fn, const Payload& p, Bare& b, Communicator& c) {
   const int w = c.size(), r = c.rank();
+  if (fn == "halo_exchange") {  // rows packed into scratch, received into a fresh output's tail
+    const int64_t n = p.halo->num_local_nodes;
+    at::Tensor out = at::empty({p.halo->total_nodes(), kWidth}, p.x.options());
+    at::Tensor rows = b.pack.view({-1, kWidth});
+    at::index_select_out(rows, p.x, 0, p.halo_send_ids);
+    c.all_to_all_v(b.pack, b.send_counts,
+                   out.narrow(0, n, p.halo->num_halo_nodes).view({-1}), b.recv_counts);
+    out.narrow(0, 0, n).copy_(p.x);
+    return out;
+  }
   const auto off = offsets_of(p.sizes);
   if (b.pack.defined()) {  // [kWidth, n_q] pieces packed one after another, then sent from there
     for (int q = 0; q < w; ++q) {
@@ -127,6 +148,25 @@ Payload make_payload(const std::string& fn, int64_t bytes, int64_t dim, int w, i
     return dim == 0 ? std::vector<int64_t>{along, kWidth} : std::vector<int64_t>{kWidth, along};
   };
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + r);
+  if (fn == "halo_exchange") {
+    const int64_t rows = std::max<int64_t>(bytes / 4 / kWidth, w);
+    p.x = at::randn({rows, kWidth}, gen);
+    auto info = std::make_shared<HaloInfo>();
+    info->num_local_nodes = rows;
+    const int64_t k = std::max(w - 1, 1);
+    for (int q = 0; q < w; ++q) {
+      const int64_t to_q = ((q - r - 1) % w + w) % w, from_q = ((r - q - 1) % w + w) % w;
+      const bool peer = q != r;
+      info->send_indices.push_back(peer ? at::arange(to_q, rows, k, at::kLong)
+                                        : at::empty({0}, at::kLong));
+      info->recv_counts.push_back(peer && from_q < rows ? (rows - from_q + k - 1) / k : 0);
+      info->num_halo_nodes += info->recv_counts.back();
+    }
+    info->edge_index_local = at::empty({2, 0}, at::kLong);
+    p.halo_send_ids = at::cat(info->send_indices);
+    p.halo = std::move(info);
+    return p;
+  }
   if (fn == "gather_tensor" || fn == "sync_tensor") {
     p.x = at::randn(shape(p.sizes[r]), gen);
   } else if (fn == "all_to_all_transpose") {
@@ -140,6 +180,14 @@ Payload make_payload(const std::string& fn, int64_t bytes, int64_t dim, int w, i
 
 Bare make_bare(const std::string& fn, const Payload& p, int w, int r) {
   Bare b;
+  if (fn == "halo_exchange") {  // the send rows pre-packed: the bare all-to-all-v moves them
+    b.send = p.x.index_select(0, p.halo_send_ids).view({-1});
+    b.send_counts = times(p.halo->send_counts(), kWidth);
+    b.recv_counts = times(p.halo->recv_counts, kWidth);
+    b.recv = at::zeros({p.halo->num_halo_nodes * kWidth}, p.x.options());
+    b.pack = at::zeros_like(b.send);  // the floor's pack buffer (scratch, as the library's)
+    return b;
+  }
   b.send = p.x.contiguous().view({-1}).clone();
   b.recv = at::zeros({0}, p.x.options());
   const int64_t total = std::accumulate(p.sizes.begin(), p.sizes.end(), int64_t{0}) * p.row;
@@ -180,6 +228,7 @@ at::Tensor run(const std::string& fn, const std::string& role, const CommPtr& co
     return b.recv;
   }
   if (role == "naive") {
+    if (fn == "halo_exchange") return naive_halo(c, p, b);
     if (fn == "gather_tensor") return naive_gather(c, p);
     if (fn == "reduce_shard_tensor") {
       at::Tensor all = p.x.clone();
@@ -190,6 +239,7 @@ at::Tensor run(const std::string& fn, const std::string& role, const CommPtr& co
     }
     return naive_a2a(c, p);
   }
+  if (fn == "halo_exchange") return halo_exchange(p.x, *p.halo, comm);
   if (fn == "gather_tensor") return gather_tensor(p.x, p.dim, sizes, comm);
   if (fn == "sync_tensor") return sync_tensor(p.x, p.dim, sizes, comm, true);
   if (fn == "reduce_tensor") return reduce_tensor(p.x, comm);

@@ -15,22 +15,29 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 
 #include "graphshard/comm.h"
+#include "graphshard/halo.h"
 
 namespace graphshard::bench {
 
 // One benchmark's payload on one rank. `bytes`: the whole gathered output (gather, sync), the
-// whole input (reduce, reduce_shard), one rank's input (all_to_all).
+// whole input (reduce, reduce_shard), one rank's input (all_to_all), the halo rows one rank
+// receives (halo_exchange).
 struct Payload {
   at::Tensor x;
   std::vector<int64_t> sizes;        // shard sizes along dim (all_to_all: the split sizes)
   std::vector<int64_t> other_sizes;  // all_to_all: the concat sizes
   int64_t dim = 0, row = 1;          // row: elements per index along dim
+  // halo_exchange: rank r owns n rows and receives n halo rows in all: rank q sends r its rows
+  // whose id % (W - 1) == (r - q - 1) mod W (each row to one rank, every rank to every other).
+  std::shared_ptr<HaloInfo> halo;
+  at::Tensor halo_send_ids;  // every send list, concatenated in rank order
 };
 
 Payload make_payload(const std::string& fn, int64_t bytes, int64_t dim, int w, int r);
