@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-step, idempotent set-up on a fresh Debian bookworm machine of this project's kind:
 #   1. Debian packages (compilers are already there): RapidCheck, GoogleTest, Google Benchmark,
-#      nlohmann/json, Gloo headers (the torch wheel ships Gloo compiled in but not its headers), ccache.
+#      nlohmann/json, Gloo headers (the torch wheel ships Gloo compiled in but not its headers), METIS,
+#      ccache.
 #   2. A project-local virtual environment .venv with torch==2.11.0 from PyPI; its LibTorch is what
 #      the build links (torch.utils.cmake_prefix_path).
 #   3. The Python test dependencies and anemoi-models 0.19.0 (the peer of the tests and benchmarks).
@@ -16,7 +17,7 @@ cd "$(dirname "$0")"
 root=$(pwd)
 
 packages=(build-essential cmake ccache python3-venv librapidcheck-dev libgtest-dev libgmock-dev
-          googletest libbenchmark-dev nlohmann-json3-dev libgloo-dev clang libclang-rt-14-dev)
+          googletest libbenchmark-dev nlohmann-json3-dev libgloo-dev libmetis-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

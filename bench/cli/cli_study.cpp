@@ -50,10 +50,12 @@ int study_main(const std::vector<std::string>& args) {
 }
 
 int study_rank_main(const std::vector<std::string>& args) {
-  if (args.size() != 4) {
-    throw std::invalid_argument("usage: graphshard study-rank CONFIG W RESULT verify|no-verify");
+  if (args.size() != 6) {
+    throw std::invalid_argument(
+        "usage: graphshard study-rank CONFIG W RESULT verify|no-verify SCHEME EXCHANGE");
   }
-  return study::run_study_rank(args[0], std::stoi(args[1]), args[2], args[3] == "verify");
+  return study::run_study_rank(args[0], std::stoi(args[1]), args[2], args[3] == "verify", args[4],
+                               args[5]);
 }
 
 }  // namespace graphshard::cli

@@ -2,6 +2,9 @@
 """Plots of a scaling study: time, bytes and load imbalance versus world size.
 
 Usage: plot_study.py OUT_DIR   (reads OUT_DIR/results.json, writes OUT_DIR/{time,bytes,imbalance}.png)
+
+A study of several variants (partition schemes x source exchanges) gets one plot per metric
+instead, a line per variant: OUT_DIR/compare_{bytes,halo,edge_imbalance,node_imbalance,time}.png.
 """
 import json
 import os
@@ -11,6 +14,38 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+COMPARED = [
+    ("compare_bytes.png", "MiB sent per step, busiest rank", lambda r: r["max_rank_bytes_sent"] / 2**20),
+    ("compare_halo.png", "halo MiB, max rank", lambda r: r["halo_bytes_max"] / 2**20),
+    ("compare_edge_imbalance.png", "edge imbalance (max / mean)", lambda r: r["edges_imbalance"]),
+    ("compare_node_imbalance.png", "node imbalance (max / mean)", lambda r: r["dst_nodes_imbalance"]),
+]
+
+
+def variants(rows):
+    groups = {}
+    for r in rows:
+        key = f'{r.get("scheme", "contiguous")}, {r.get("src_exchange", "all_gather")}'
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
+def compare(results, groups, title, save):
+    metrics = list(COMPARED)
+    if not results["plan_only"]:
+        metrics.append(("compare_time.png", "ms per step", lambda r: r["step_seconds"] * 1e3))
+    for name, label, value in metrics:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, rows in groups.items():
+            ax.plot([r["world_size"] for r in rows], [value(r) for r in rows], marker="o", label=key)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("world size W")
+        ax.set_ylabel(label)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+        save(fig, name)
 
 
 def main(out_dir):
@@ -27,6 +62,12 @@ def main(out_dir):
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+
+    groups = variants(rows)
+    if len(groups) > 1:
+        compare(results, groups, title, save)
+        print("plots: " + ", ".join(written))
+        return
 
     if not results["plan_only"]:
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,5 +1,6 @@
 #include "study_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bounded_json.h"
+#include "graphshard/partitioners.h"
 
 namespace graphshard::study {
 namespace {
@@ -66,6 +68,26 @@ class Reader {
       fail(at(key), os.str(), v);
     }
     return v.get<double>();
+  }
+  // One name or a non-empty array of distinct names, each from `allowed`.
+  std::vector<std::string> names(const std::string& key, const std::vector<std::string>& allowed) {
+    const json& v = get(key);
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : " | ") + a;
+    const std::string expected = "one of " + list + ", or a non-empty array of distinct ones";
+    const json items = v.is_array() ? v : json::array({v});
+    if (items.empty()) fail(at(key), expected, v);
+    std::vector<std::string> out;
+    for (const auto& item : items) {
+      if (!item.is_string()) fail(at(key), expected, v);
+      const auto s = item.get<std::string>();
+      if (std::find(allowed.begin(), allowed.end(), s) == allowed.end() ||
+          std::find(out.begin(), out.end(), s) != out.end()) {
+        fail(at(key), expected, v);
+      }
+      out.push_back(s);
+    }
+    return out;
   }
   bool boolean(const std::string& key) {
     const json& v = get(key);
@@ -189,6 +211,25 @@ StudyConfig parse_study_config(const std::string& text, const std::string& origi
   if (r.has("repeats")) c.repeats = static_cast<int>(r.integer("repeats", 1, 1000));
   if (r.has("warmup")) c.warmup = static_cast<int>(r.integer("warmup", 0, 100));
   if (r.has("verify")) c.verify = r.boolean("verify");
+  if (r.has("partition")) {
+    Reader p = r.object("partition");
+    std::vector<std::string> all;
+    for (const auto s : all_partition_schemes()) all.push_back(to_string(s));
+    c.schemes = p.names("scheme", all);
+    if (p.has("seed")) c.partition_seed = static_cast<uint64_t>(p.integer("seed", 0, int64_t{1} << 30));
+    // hilbert and latlon_boxes place nodes by their coordinates: generated graphs have them.
+    const bool has_coordinates = c.graph.kind != "random" && c.graph.kind != "file";
+    for (const auto& s : c.schemes) {
+      if (!has_coordinates && scheme_needs_coordinates(partition_scheme_from_string(s))) {
+        p.fail("partition.scheme",
+               "schemes a '" + c.graph.kind + "' graph supports (" + s +
+                   " needs node coordinates: encoder, decoder and processor graphs have them)",
+               j.at("partition").at("scheme"));
+      }
+    }
+    p.finish();
+  }
+  if (r.has("src_exchange")) c.src_exchanges = r.names("src_exchange", {"all_gather", "halo"});
   r.finish();
   if (!c.plan_only) {
     for (size_t i = 0; i < c.world_sizes.size(); ++i) {

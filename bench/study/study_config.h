@@ -37,6 +37,13 @@ struct StudyConfig {
   int repeats = 3;
   int warmup = 1;
   std::optional<bool> verify;  // nullopt: verify when the graph is small enough
+  // `partition: {scheme: NAME | [NAMES], seed: N}` and `src_exchange: NAME | [NAMES]`: the study
+  // runs every (scheme, exchange) pair, each over every world size (graphshard/partitioners.h,
+  // SrcExchange in graphshard/graph.h). Defaults: what a model does today.
+  std::vector<std::string> schemes{"contiguous"};
+  uint64_t partition_seed = 0;
+  std::vector<std::string> src_exchanges{"all_gather"};
+  size_t num_variants() const { return schemes.size() * src_exchanges.size(); }
 };
 
 StudyConfig load_study_config(const std::string& path);

@@ -16,6 +16,12 @@ int64_t max_of(const WorldResult& w, int64_t RankMetrics::*field) {
   return m;
 }
 
+// The variant columns: shown when the study has more than one or not the default one.
+bool show_variant(const StudyConfig& c) {
+  return c.num_variants() > 1 || c.schemes.front() != "contiguous" ||
+         c.src_exchanges.front() != "all_gather";
+}
+
 std::string verified_str(const WorldResult& w) {
   return w.verified ? (*w.verified ? "yes" : "NO") : "-";
 }
@@ -30,6 +36,7 @@ nlohmann::json rank_metrics_to_json(const RankMetrics& r) {
           {"local_bytes", r.local_bytes},
           {"bytes_sent", r.bytes_sent},
           {"bytes_received", r.bytes_received},
+          {"bytes_sent_by_stage", r.bytes_sent_by_stage},
           {"seconds", r.seconds},
           {"cpu_seconds", r.cpu_seconds}};
 }
@@ -43,6 +50,8 @@ RankMetrics rank_metrics_from_json(const nlohmann::json& j) {
   r.local_bytes = j.at("local_bytes").get<int64_t>();
   r.bytes_sent = j.at("bytes_sent").get<std::map<std::string, int64_t>>();
   r.bytes_received = j.at("bytes_received").get<std::map<std::string, int64_t>>();
+  r.bytes_sent_by_stage =
+      j.value("bytes_sent_by_stage", std::map<std::string, int64_t>{});
   r.seconds = j.at("seconds").get<std::map<std::string, double>>();
   r.cpu_seconds = j.at("cpu_seconds").get<std::map<std::string, double>>();
   return r;
@@ -58,16 +67,22 @@ void print_table(const StudyResult& res) {
       static_cast<long long>(c.channels), c10::toString(c.dtype),
       c.src_sharded ? "sharded" : "replicated", c.dst_sharded ? "sharded" : "replicated",
       c.engine.c_str(), c.plan_only ? " (plan only: no features run)" : "");
-  std::printf("%6s %10s %10s %10s %8s %8s %12s %12s", "W", "dst/rank", "edges/rank", "halo/rank",
-              "imb.edge", "imb.halo", "MiB sent", "halo MiB");
+  const bool variant = show_variant(c);
+  if (variant) std::printf("%-13s %-10s ", "scheme", "exchange");
+  std::printf("%6s %10s %10s %10s %8s %8s %8s %12s %12s", "W", "dst/rank", "edges/rank",
+              "halo/rank", "imb.node", "imb.edge", "imb.halo", "MiB sent", "halo MiB");
   if (!c.plan_only) std::printf(" %10s %10s %6s %8s", "ms/step", "crit.CPU", "eff.", "verified");
   std::printf("\n");
-  for (const auto& w : res.worlds) {
-    std::printf("%6d %10lld %10lld %10lld %8.3f %8.3f %12.3f %12.3f", w.world_size,
+  for (size_t i = 0; i < res.worlds.size(); ++i) {
+    const auto& w = res.worlds[i];
+    if (variant && i > 0 && w.world_size <= res.worlds[i - 1].world_size) std::printf("\n");
+    if (variant) std::printf("%-13s %-10s ", w.scheme.c_str(), w.src_exchange.c_str());
+    std::printf("%6d %10lld %10lld %10lld %8.3f %8.3f %8.3f %12.3f %12.3f", w.world_size,
                 static_cast<long long>(max_of(w, &RankMetrics::dst_nodes)),
                 static_cast<long long>(max_of(w, &RankMetrics::edges)),
-                static_cast<long long>(max_of(w, &RankMetrics::halo_src_nodes)), w.edges_imbalance,
-                w.halo_imbalance, w.max_rank_bytes_sent / 1048576.0, w.halo_bytes_max / 1048576.0);
+                static_cast<long long>(max_of(w, &RankMetrics::halo_src_nodes)),
+                w.dst_nodes_imbalance, w.edges_imbalance, w.halo_imbalance,
+                w.max_rank_bytes_sent / 1048576.0, w.halo_bytes_max / 1048576.0);
     if (!c.plan_only) {
       std::printf(" %10.2f %10.2f %6.2f %8s", w.step_seconds * 1e3,
                   w.critical_path_cpu_seconds * 1e3, w.parallel_efficiency,
@@ -79,7 +94,9 @@ void print_table(const StudyResult& res) {
       "\n  dst/edges/halo per rank: maximum over ranks; imb.: max/mean over ranks; MiB sent: the "
       "busiest rank, one step%s; halo MiB: rows of needed source features (what a halo "
       "exchange would move).\n",
-      c.plan_only ? " (estimate: the all-gather of sharded source features)" : "");
+      c.plan_only ? " (estimate: the source exchange of sharded source features, forward and "
+                    "backward)"
+                  : "");
   if (!c.plan_only) {
     std::printf(
         "  ms/step: forward + backward, max over ranks of the median of %d repeats (the W "
@@ -88,7 +105,9 @@ void print_table(const StudyResult& res) {
         c.repeats);
     for (const auto& w : res.worlds)
       if (w.verified)
-        std::printf("  W=%d verified against the unsharded layer (float64): %s\n", w.world_size,
+        std::printf("  W=%d%s verified against the unsharded layer (float64): %s\n",
+                    w.world_size,
+                    variant ? (" (" + w.scheme + ", " + w.src_exchange + ")").c_str() : "",
                     w.verify_detail.c_str());
   }
 }
@@ -110,10 +129,14 @@ void write_results(const StudyResult& res, const std::string& out_dir) {
   j["src"] = c.src_sharded ? "sharded" : "replicated";
   j["dst"] = c.dst_sharded ? "sharded" : "replicated";
   j["repeats"] = c.repeats;
+  j["partition"] = {{"schemes", c.schemes}, {"seed", c.partition_seed}};
+  j["src_exchanges"] = c.src_exchanges;
   j["world_sizes"] = json::array();
   for (const auto& w : res.worlds) {
     json jw;
     jw["world_size"] = w.world_size;
+    jw["scheme"] = w.scheme;
+    jw["src_exchange"] = w.src_exchange;
     jw["dst_nodes_imbalance"] = w.dst_nodes_imbalance;
     jw["edges_imbalance"] = w.edges_imbalance;
     jw["halo_imbalance"] = w.halo_imbalance;
@@ -135,7 +158,8 @@ void write_results(const StudyResult& res, const std::string& out_dir) {
   std::ofstream csv(out_dir + "/results.csv");
   csv << "world_size,max_dst_nodes,max_edges,max_halo_src_nodes,dst_nodes_imbalance,"
          "edges_imbalance,halo_imbalance,total_bytes_sent,max_rank_bytes_sent,halo_bytes_max,"
-         "step_seconds,critical_path_cpu_seconds,parallel_efficiency,peak_rss_bytes,verified\n";
+         "step_seconds,critical_path_cpu_seconds,parallel_efficiency,peak_rss_bytes,verified,"
+         "scheme,src_exchange\n";
   for (const auto& w : res.worlds) {
     csv << w.world_size << ',' << max_of(w, &RankMetrics::dst_nodes) << ','
         << max_of(w, &RankMetrics::edges) << ',' << max_of(w, &RankMetrics::halo_src_nodes) << ','
@@ -143,7 +167,7 @@ void write_results(const StudyResult& res, const std::string& out_dir) {
         << w.total_bytes_sent << ',' << w.max_rank_bytes_sent << ',' << w.halo_bytes_max << ','
         << w.step_seconds << ',' << w.critical_path_cpu_seconds << ',' << w.parallel_efficiency
         << ',' << w.peak_rss_bytes << ',' << (w.verified ? (*w.verified ? "true" : "false") : "")
-        << '\n';
+        << ',' << w.scheme << ',' << w.src_exchange << '\n';
   }
 }
 

@@ -25,7 +25,11 @@ using detail::Inputs;
 using detail::make_inputs;
 using detail::make_reference;
 using detail::measure_rank;
+using detail::permute_inputs;
+using detail::permute_reference;
+using detail::plan_partition;
 using detail::verify_rank;
+using detail::WorldPlan;
 
 namespace {
 
@@ -55,20 +59,21 @@ struct RankInputs {
   BipartiteGraphShardInfo info;
 };
 
-// What rank r holds before the layer, as a model holds it: node features sharded (balanced)
-// or replicated as configured, edges replicated as graph providers deliver them.
-RankInputs rank_inputs(const Inputs& in, const StudyConfig& c, int world, int r) {
+// What rank r holds before the layer, as a model holds it: node features sharded (by the
+// plan's parts: balanced ranges for contiguous) or replicated as configured, edges replicated as
+// graph providers deliver them.
+RankInputs rank_inputs(const Inputs& in, const StudyConfig& c, const WorldPlan& plan, int r) {
   RankInputs ri;
   ShardSizes src_sizes, dst_sizes;
   ri.x_src = in.x_src;
   ri.x_dst = in.x_dst;
   if (c.src_sharded) {
-    src_sizes = balanced_sizes(in.x_src.size(0), world);
+    src_sizes = plan.src_splits;
     const auto [lo, hi] = partition_range(*src_sizes, r);
     ri.x_src = in.x_src.narrow(0, lo, hi - lo);
   }
   if (c.dst_sharded) {
-    dst_sizes = balanced_sizes(in.x_dst.size(0), world);
+    dst_sizes = plan.partition.dst_splits;
     const auto [lo, hi] = partition_range(*dst_sizes, r);
     ri.x_dst = in.x_dst.narrow(0, lo, hi - lo);
   }
@@ -78,9 +83,58 @@ RankInputs rank_inputs(const Inputs& in, const StudyConfig& c, int world, int r)
   return ri;
 }
 
+int64_t bytes_sent_so_far(CountingCommunicator& comm_ref) {
+  int64_t sent = 0;
+  for (const auto& [op, t] : comm_ref.traffic())
+    if (op != "barrier") sent += t.bytes_sent;
+  return sent;
+}
+
 }  // namespace
 
 namespace detail {
+
+WorldPlan plan_partition(const Graph& g, const StudyConfig& c, int world, const std::string& scheme,
+                         const std::string& src_exchange) {
+  PartitionOptions o;
+  o.scheme = partition_scheme_from_string(scheme);
+  o.plain = g.plain;
+  o.dst_coords = g.dst_xyz;
+  o.seed = c.partition_seed;
+  RenumberedGraph r = partition_graph(g.edge_index, {g.num_src, g.num_dst}, world, o);
+  WorldPlan p;
+  p.world = world;
+  p.scheme = scheme;
+  p.src_exchange = src_exchange;
+  p.partition = std::move(r.partition);
+  p.src_splits = std::move(r.src_splits);
+  p.edge_index = r.edge_index;
+  p.src_perm = r.src_perm;
+  p.dst_perm = r.dst_perm;
+  p.edge_perm = r.edge_perm;
+  return p;
+}
+
+Inputs permute_inputs(const Inputs& in, const WorldPlan& p) {
+  Inputs out;
+  out.x_src = in.x_src.index_select(0, p.src_perm);
+  out.x_dst = in.x_dst.index_select(0, p.dst_perm);
+  out.edge_attr = in.edge_attr.index_select(0, p.edge_perm);
+  out.edge_index = p.edge_index;
+  out.upstream = in.upstream.index_select(0, p.dst_perm);
+  out.weights = in.weights;
+  return out;
+}
+
+Reference permute_reference(const Reference& ref, const WorldPlan& p) {
+  Reference out = ref;
+  out.in = permute_inputs(ref.in, p);
+  out.out = ref.out.index_select(0, p.dst_perm);
+  out.grad_x_src = ref.grad_x_src.index_select(0, p.src_perm);
+  out.grad_x_dst = ref.grad_x_dst.index_select(0, p.dst_perm);
+  out.grad_edge_attr = ref.grad_edge_attr.index_select(0, p.edge_perm);
+  return out;
+}
 
 Inputs make_inputs(const Graph& g, const StudyConfig& c, at::ScalarType dtype) {
   Inputs in;
@@ -124,22 +178,24 @@ Reference make_reference(const Graph& g, const StudyConfig& c) {
   return ref;
 }
 
-std::string verify_rank(const StudyConfig& c, const GraphPartition& partition, const Reference& ref,
-                        int world, const CommPtr& comm) {
+std::string verify_rank(const StudyConfig& c, const WorldPlan& plan, const Reference& ref,
+                        const CommPtr& comm) {
   const int r = comm->rank();
+  const GraphPartition& partition = plan.partition;
   const Inputs& in = ref.in;
   std::string failure;
   auto check = [&](const at::Tensor& a, const at::Tensor& b, const std::string& what) {
     const bool ok = a.defined() && a.sizes() == b.sizes() && at::allclose(a, b, 1e-9, 1e-9);
     if (!ok && failure.empty()) failure = what + " differs on rank " + std::to_string(r);
   };
-  RankInputs ri = rank_inputs(in, c, world, r);
+  RankInputs ri = rank_inputs(in, c, plan, r);
   const at::Tensor edge_attr = in.edge_attr.clone().requires_grad_(true);
   LayerWeights w{in.weights.w_src.clone().requires_grad_(true),
                  in.weights.w_edge.clone().requires_grad_(true),
                  in.weights.w_dst.clone().requires_grad_(true)};
-  const LocalGraph local = shard_graph_to_local(partition, {ri.x_src, ri.x_dst}, edge_attr,
-                                                in.edge_index, ri.info, comm);
+  const LocalGraph local =
+      shard_graph_to_local(partition, {ri.x_src, ri.x_dst}, edge_attr, in.edge_index, ri.info,
+                           comm, std::nullopt, plan.exchange());
   const at::Tensor out =
       message_passing(local.x_src, local.x_dst, local.edge_attr, local.edge_index, w);
   const auto [lo, hi] = partition_range(partition.dst_splits, r);
@@ -167,16 +223,17 @@ std::string verify_rank(const StudyConfig& c, const GraphPartition& partition, c
   return failure;
 }
 
-RankMetrics measure_rank(const StudyConfig& c, const GraphPartition& partition, const Inputs& in,
-                         int world, CountingCommunicator& comm_ref, const CommPtr& comm) {
+RankMetrics measure_rank(const StudyConfig& c, const WorldPlan& plan, const Inputs& in,
+                         CountingCommunicator& comm_ref, const CommPtr& comm) {
   const int r = comm->rank();
+  const GraphPartition& partition = plan.partition;
   RankMetrics m;
   m.rank = r;
   const std::vector<std::string> stages{"shard_graph_to_local", "layer_forward", "backward"};
   std::map<std::string, std::vector<double>> wall, cpu;
   for (int rep = 0; rep < c.warmup + c.repeats; ++rep) {
     comm_ref.reset();
-    RankInputs ri = rank_inputs(in, c, world, r);
+    RankInputs ri = rank_inputs(in, c, plan, r);
     const at::Tensor edge_attr = in.edge_attr.detach().clone().requires_grad_(true);
     LayerWeights lw{in.weights.w_src.clone().requires_grad_(true),
                     in.weights.w_edge.clone().requires_grad_(true),
@@ -185,11 +242,12 @@ RankMetrics measure_rank(const StudyConfig& c, const GraphPartition& partition, 
     at::Tensor out;
     for (const auto& stage : stages) {
       comm->barrier();
+      const int64_t sent_before = bytes_sent_so_far(comm_ref);
       const auto t0 = Clock::now();
       const double c0 = thread_cpu_seconds();
       if (stage == "shard_graph_to_local") {
         local = shard_graph_to_local(partition, {ri.x_src, ri.x_dst}, edge_attr, in.edge_index,
-                                     ri.info, comm);
+                                     ri.info, comm, std::nullopt, plan.exchange());
       } else if (stage == "layer_forward") {
         out = message_passing(local.x_src, local.x_dst, local.edge_attr, local.edge_index, lw);
       } else {
@@ -200,6 +258,7 @@ RankMetrics measure_rank(const StudyConfig& c, const GraphPartition& partition, 
         wall[stage].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
         cpu[stage].push_back(thread_cpu_seconds() - c0);
       }
+      m.bytes_sent_by_stage[stage] = bytes_sent_so_far(comm_ref) - sent_before;  // last repeat's
     }
     if (rep + 1 == c.warmup + c.repeats) {
       m.dst_nodes = local.x_dst.size(0);
@@ -225,18 +284,18 @@ RankMetrics measure_rank(const StudyConfig& c, const GraphPartition& partition, 
 }  // namespace detail
 
 int run_study_rank(const std::string& config_path, int world, const std::string& result_path,
-                   bool do_verify) {
+                   bool do_verify, const std::string& scheme, const std::string& src_exchange) {
   const StudyConfig c = load_study_config(config_path);
   const CommPtr gloo = communicator_from_env("gloo", std::chrono::minutes(10));
   TORCH_CHECK_VALUE(gloo->size() == world, "graphshard study-rank: WORLD_SIZE: expected ", world,
                     ", got ", gloo->size());
   auto comm = std::make_shared<CountingCommunicator>(gloo);
   const Graph g = build_graph(c.graph);
-  const GraphPartition partition =
-      build_graph_partition(g.edge_index, world, {g.num_src, g.num_dst});
-  const RankMetrics m = measure_rank(c, partition, make_inputs(g, c, c.dtype), world, *comm, comm);
+  const WorldPlan plan = plan_partition(g, c, world, scheme, src_exchange);
+  const RankMetrics m =
+      measure_rank(c, plan, permute_inputs(make_inputs(g, c, c.dtype), plan), *comm, comm);
   std::string failure;
-  if (do_verify) failure = verify_rank(c, partition, make_reference(g, c), world, gloo);
+  if (do_verify) failure = verify_rank(c, plan, permute_reference(make_reference(g, c), plan), gloo);
   // Every rank's metrics and verdict to rank 0, as JSON text.
   nlohmann::json mine = rank_metrics_to_json(m);
   mine["failure"] = failure;

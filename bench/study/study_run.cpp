@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <numeric>
 #include <optional>
 
 #include <ATen/ATen.h>
@@ -30,8 +31,12 @@ using detail::Inputs;
 using detail::make_inputs;
 using detail::make_reference;
 using detail::measure_rank;
+using detail::permute_inputs;
+using detail::permute_reference;
+using detail::plan_partition;
 using detail::Reference;
 using detail::verify_rank;
+using detail::WorldPlan;
 
 namespace {
 
@@ -66,32 +71,92 @@ void finish_world(WorldResult& w, int64_t feature_row_bytes) {
   w.peak_rss_bytes = peak_rss_bytes();
 }
 
-WorldResult plan_world(const Graph& g, const StudyConfig& c, int world) {
+WorldResult labelled(const WorldPlan& p) {
   WorldResult w;
-  w.world_size = world;
-  const GraphPartition partition =
-      build_graph_partition(g.edge_index, world, {g.num_src, g.num_dst});
-  // Zero-width features: materialise computes the halo (used sources) without feature data.
-  const at::Tensor xs = at::empty({g.num_src, 0}), xd = at::empty({g.num_dst, 0});
-  const at::Tensor ea = at::empty({g.edge_index.size(1), 0});
+  w.world_size = p.world;
+  w.scheme = p.scheme;
+  w.src_exchange = p.src_exchange;
+  return w;
+}
+
+// A plan's metrics of every rank (no features) and the halo rows between ranks, whichever
+// exchange then moves the sources (plan_exchange).
+struct PlannedWorld {
+  WorldResult w;
+  std::vector<int64_t> halo_in, halo_out;  // rows each rank receives / sends, forward
+};
+
+PlannedWorld plan_world(const Graph& g, const StudyConfig& c, const WorldPlan& p) {
+  PlannedWorld out;
+  WorldResult& w = out.w;
+  w = labelled(p);
+  const int world = p.world;
   const int64_t row = c.channels * static_cast<int64_t>(c10::elementSize(c.dtype));
-  const auto src_sizes = balanced_sizes(g.num_src, world);
+  // Rank q owns sources range(src_splits, q): the owner of a source is the number of range ends
+  // at or below its id.
+  std::vector<int64_t> ends(world);
+  std::partial_sum(p.src_splits.begin(), p.src_splits.end(), ends.begin());
+  const at::Tensor range_ends = at::tensor(ends, at::kLong);
+  std::vector<int64_t>& halo_in = out.halo_in;
+  std::vector<int64_t>& halo_out = out.halo_out;
+  halo_in.assign(world, 0);
+  halo_out.assign(world, 0);
+  const at::Tensor sources = p.edge_index[0];
   for (int r = 0; r < world; ++r) {
-    const auto part = partition.materialise(r, {xs, xd}, ea, g.edge_index);
+    // The distinct sources of the rank's edges (what materialise keeps), from its edge range
+    // alone: O(E) over all ranks where a mark array over every source per rank is O(W n_src).
+    const auto [elo, ehi] = partition_range(p.partition.edge_splits, r);
+    const at::Tensor src_ids = std::get<0>(at::_unique(sources.narrow(0, elo, ehi - elo)));
     RankMetrics m;
     m.rank = r;
-    m.dst_nodes = partition.dst_splits[r];
-    m.edges = partition.edge_splits[r];
-    m.halo_src_nodes = part.src_ids.numel();
+    m.dst_nodes = p.partition.dst_splits[r];
+    m.edges = p.partition.edge_splits[r];
+    m.halo_src_nodes = src_ids.numel();
     m.local_bytes =
         (m.halo_src_nodes + m.dst_nodes) * row +
         m.edges * (c.edge_channels * static_cast<int64_t>(c10::elementSize(c.dtype)) + 2 * 8);
-    // What shard_graph_to_local's all-gather of sharded source features moves for this rank.
-    if (world > 1 && c.src_sharded) {
-      m.bytes_sent["all_gather_v (estimate)"] = src_sizes[r] * row * (world - 1);
-      m.bytes_received["all_gather_v (estimate)"] = (g.num_src - src_sizes[r]) * row;
+    const at::Tensor owners = at::searchsorted(range_ends, src_ids.to(at::kLong), false, true);
+    const at::Tensor per_owner = at::bincount(owners, {}, world).contiguous();
+    for (int q = 0; q < world; ++q) {
+      if (q == r) continue;
+      const int64_t rows = per_owner.data_ptr<int64_t>()[q];
+      halo_in[r] += rows;
+      halo_out[q] += rows;
     }
     w.ranks.push_back(std::move(m));
+  }
+  return out;
+}
+
+// The planned world with what the source exchange of sharded sources moves for each rank,
+// forward and backward (estimates: the rows, and the ids a halo exchange requests).
+WorldResult plan_exchange(const PlannedWorld& pw, const Graph& g, const StudyConfig& c,
+                          const WorldPlan& p) {
+  WorldResult w = pw.w;
+  w.src_exchange = p.src_exchange;
+  const int world = p.world;
+  const int64_t row = c.channels * static_cast<int64_t>(c10::elementSize(c.dtype));
+  const std::vector<int64_t>& halo_in = pw.halo_in;
+  const std::vector<int64_t>& halo_out = pw.halo_out;
+  if (world > 1 && c.src_sharded) {
+    for (int r = 0; r < world; ++r) {
+      RankMetrics& m = w.ranks[r];
+      int64_t forward = 0, backward = 0;
+      if (p.exchange() == SrcExchange::kAllGather) {
+        forward = p.src_splits[r] * row * (world - 1);  // all-gather: its rows to every rank
+        backward = (g.num_src - p.src_splits[r]) * row;  // reduce-scatter: the others' rows
+        m.bytes_sent["all_gather_v (estimate)"] = forward;
+        m.bytes_sent["reduce_scatter_v (estimate)"] = backward;
+      } else {
+        // The ids it requests (int64), the rows others requested of it; back: its halo's
+        // gradient rows.
+        forward = halo_in[r] * 8 + halo_out[r] * row;
+        backward = halo_in[r] * row;
+        m.bytes_sent["all_to_all_v (estimate)"] = forward + backward;
+      }
+      m.bytes_sent_by_stage["shard_graph_to_local"] = forward;
+      m.bytes_sent_by_stage["backward"] = backward;
+    }
   }
   finish_world(w, row);
   return w;
@@ -113,27 +178,27 @@ void summarise_run(WorldResult& w, const StudyConfig& c) {
   finish_world(w, c.channels * static_cast<int64_t>(c10::elementSize(c.dtype)));
 }
 
-WorldResult run_world_sim(const Graph& g, const StudyConfig& c, int world, const Reference* ref) {
-  WorldResult w;
-  w.world_size = world;
-  const GraphPartition partition =
-      build_graph_partition(g.edge_index, world, {g.num_src, g.num_dst});
-  const Inputs in = make_inputs(g, c, c.dtype);
+WorldResult run_world_sim(const StudyConfig& c, const WorldPlan& p, const Inputs& base,
+                          const Reference* base_ref) {
+  WorldResult w = labelled(p);
+  const int world = p.world;
+  const Inputs in = permute_inputs(base, p);
   w.ranks.resize(world);
   const auto outcomes = sim::run_ranks_collect(
       sim::SimWorld::create(world, std::chrono::minutes(10)), [&](const CommPtr& inner) {
         auto comm = std::make_shared<CountingCommunicator>(inner);
-        w.ranks[comm->rank()] = measure_rank(c, partition, in, world, *comm, comm);
+        w.ranks[comm->rank()] = measure_rank(c, p, in, *comm, comm);
       });
   for (const auto& o : outcomes) {
     TORCH_CHECK(o.ok, "graphshard study: W=", world, ": a rank failed: ", o.error);
   }
   summarise_run(w, c);
-  if (ref) {
+  if (base_ref) {
+    const Reference ref = permute_reference(*base_ref, p);
     std::mutex m;
     std::string failure;
     sim::run_ranks(world, [&](const CommPtr& comm) {
-      const std::string f = verify_rank(c, partition, *ref, world, comm);
+      const std::string f = verify_rank(c, p, ref, comm);
       std::lock_guard<std::mutex> lk(m);
       if (failure.empty()) failure = f;
     });
@@ -145,8 +210,9 @@ WorldResult run_world_sim(const Graph& g, const StudyConfig& c, int world, const
 
 // Gloo: W processes of this executable (`graphshard study-rank`), each measuring its rank;
 // rank 0 writes every rank's metrics to a file this process reads back.
-WorldResult run_world_gloo(const StudyConfig& c, const std::string& config_path, int world,
-                           bool do_verify) {
+WorldResult run_world_gloo(const StudyConfig& c, const std::string& config_path,
+                           const WorldPlan& p, bool do_verify) {
+  const int world = p.world;
   const std::string result =
       std::filesystem::temp_directory_path() /
       ("graphshard-study-" + std::to_string(::getpid()) + "-W" + std::to_string(world) + ".json");
@@ -159,7 +225,8 @@ WorldResult run_world_gloo(const StudyConfig& c, const std::string& config_path,
   o.world_size = world;
   o.timeout = std::chrono::minutes(30);
   const int rc = launch_local({"/proc/self/exe", "study-rank", config_path, std::to_string(world),
-                               result, do_verify ? "verify" : "no-verify"},
+                               result, do_verify ? "verify" : "no-verify", p.scheme,
+                               p.src_exchange},
                               o);
   TORCH_CHECK(rc == 0, "graphshard study: W=", world, ": the Gloo ranks failed (exit code ", rc,
               "); their output is above");
@@ -167,8 +234,7 @@ WorldResult run_world_gloo(const StudyConfig& c, const std::string& config_path,
   TORCH_CHECK(f, "graphshard study: W=", world, ": rank 0 wrote no results to ", result);
   const auto j = nlohmann::json::parse(f);
   std::filesystem::remove(result);
-  WorldResult w;
-  w.world_size = world;
+  WorldResult w = labelled(p);
   for (const auto& jr : j.at("ranks")) w.ranks.push_back(rank_metrics_from_json(jr));
   summarise_run(w, c);
   if (!j.at("verified").is_null()) {
@@ -194,14 +260,18 @@ Graph build_graph(const GraphSpec& s) {
               : radius_edges(grid, mesh, s.radius_factor * typical_spacing(mesh.size()),
                              "encoder " + name);
       g.edge_attr = geometric_edge_attr(grid, mesh, g.edge_index);
+      g.dst_xyz = mesh.xyz;
     } else {
       g = knn_edges(mesh, grid, s.knn, "decoder " + name + ", knn " + std::to_string(s.knn));
       g.edge_attr = geometric_edge_attr(mesh, grid, g.edge_index);
+      g.dst_xyz = grid.xyz;
     }
   } else if (s.kind == "processor") {
     g = icosahedral_multiscale_edges(s.mesh_refinement);
     const Nodes mesh = icosahedral_nodes(s.mesh_refinement);
     g.edge_attr = geometric_edge_attr(mesh, mesh, g.edge_index);
+    g.dst_xyz = mesh.xyz;
+    g.plain = true;
   } else if (s.kind == "random") {
     g = random_bipartite(s.num_src, s.num_dst, s.avg_degree, s.seed);
   } else {
@@ -236,26 +306,51 @@ StudyResult run_study(const StudyConfig& c, const std::string& config_path,
            " dst, " + std::to_string(res.num_edges) + " edges, built in " +
            std::to_string(res.graph_build_seconds).substr(0, 5) + " s");
   const bool do_verify = verification_enabled(c, res.num_edges);
+  const bool in_process = !c.plan_only && c.engine == "sim";
+  const Inputs base = in_process ? make_inputs(g, c, c.dtype) : Inputs{};
   std::optional<Reference> ref;
-  if (do_verify && c.engine == "sim") ref = make_reference(g, c);
-  for (size_t i = 0; i < c.world_sizes.size(); ++i) {
-    const int world = c.world_sizes[i];
-    progress("[" + std::to_string(i + 1) + "/" + std::to_string(c.world_sizes.size()) +
-             "] W=" + std::to_string(world) + (c.plan_only ? " (plan only)" : " on " + c.engine));
-    if (c.plan_only) {
-      res.worlds.push_back(plan_world(g, c, world));
-    } else if (c.engine == "gloo") {
-      res.worlds.push_back(run_world_gloo(c, config_path, world, do_verify));
-    } else {
-      res.worlds.push_back(run_world_sim(g, c, world, ref ? &*ref : nullptr));
+  if (do_verify && in_process) ref = make_reference(g, c);
+  // One partition per (scheme, W), shared by the exchanges; results kept variant by variant.
+  const size_t num_exchanges = c.src_exchanges.size();
+  std::vector<std::vector<WorldResult>> variants(c.num_variants());
+  const size_t steps =
+      c.schemes.size() * c.world_sizes.size() * (c.plan_only ? 1 : num_exchanges);
+  size_t step = 0;
+  auto announce = [&](int world, const std::string& what) {
+    progress("[" + std::to_string(++step) + "/" + std::to_string(steps) + "] W=" +
+             std::to_string(world) + ", " + what);
+  };
+  for (size_t si = 0; si < c.schemes.size(); ++si) {
+    for (const int world : c.world_sizes) {
+      WorldPlan plan = plan_partition(g, c, world, c.schemes[si], c.src_exchanges.front());
+      if (c.plan_only) {
+        announce(world, c.schemes[si] + " (plan only)");
+        const PlannedWorld pw = plan_world(g, c, plan);
+        for (size_t ei = 0; ei < num_exchanges; ++ei) {
+          plan.src_exchange = c.src_exchanges[ei];
+          variants[si * num_exchanges + ei].push_back(plan_exchange(pw, g, c, plan));
+        }
+        continue;
+      }
+      for (size_t ei = 0; ei < num_exchanges; ++ei) {
+        plan.src_exchange = c.src_exchanges[ei];
+        announce(world, c.schemes[si] + ", " + plan.src_exchange + " on " + c.engine);
+        variants[si * num_exchanges + ei].push_back(
+            c.engine == "gloo" ? run_world_gloo(c, config_path, plan, do_verify)
+                               : run_world_sim(c, plan, base, ref ? &*ref : nullptr));
+      }
     }
   }
-  double t1 = 0;
-  for (const auto& w : res.worlds)
-    if (w.world_size == 1) t1 = w.critical_path_cpu_seconds;
-  for (auto& w : res.worlds) {
-    if (t1 > 0 && w.critical_path_cpu_seconds > 0) {
-      w.parallel_efficiency = t1 / (w.world_size * w.critical_path_cpu_seconds);
+  for (auto& worlds : variants) {
+    // Parallel efficiency against the variant's own W = 1.
+    double t1 = 0;
+    for (const auto& w : worlds)
+      if (w.world_size == 1) t1 = w.critical_path_cpu_seconds;
+    for (auto& w : worlds) {
+      if (t1 > 0 && w.critical_path_cpu_seconds > 0) {
+        w.parallel_efficiency = t1 / (w.world_size * w.critical_path_cpu_seconds);
+      }
+      res.worlds.push_back(std::move(w));
     }
   }
   return res;

@@ -22,12 +22,16 @@ struct RankMetrics {
   int64_t local_bytes = 0;                    // features + edges this rank holds after sharding
   std::map<std::string, int64_t> bytes_sent;  // per communicator operation, one step
   std::map<std::string, int64_t> bytes_received;
+  // Per stage (shard_graph_to_local: the source exchange; layer_forward: local; backward: the
+  // exchange's adjoint), one step. Plan-only: the estimate of the source exchange's two halves.
+  std::map<std::string, int64_t> bytes_sent_by_stage;
   std::map<std::string, double> seconds;      // per stage: median wall time over repeats
   std::map<std::string, double> cpu_seconds;  // per stage: median thread CPU time over repeats
 };
 
 struct WorldResult {
   int world_size = 1;
+  std::string scheme = "contiguous", src_exchange = "all_gather";  // the study's variant
   std::vector<RankMetrics> ranks;
   double dst_nodes_imbalance = 1, edges_imbalance = 1, halo_imbalance = 1;
   int64_t total_bytes_sent = 0, max_rank_bytes_sent = 0;
@@ -46,7 +50,7 @@ struct StudyResult {
   std::string graph_name;
   int64_t num_src = 0, num_dst = 0, num_edges = 0;
   double graph_build_seconds = 0;
-  std::vector<WorldResult> worlds;
+  std::vector<WorldResult> worlds;  // variant by variant (config order), each over world sizes
 };
 
 using Progress = std::function<void(const std::string&)>;
@@ -56,9 +60,10 @@ Graph build_graph(const GraphSpec& spec);
 StudyResult run_study(const StudyConfig& config, const std::string& config_path,
                       const Progress& progress);
 bool verification_enabled(const StudyConfig& config, int64_t num_edges);
-// Body of `graphshard study-rank CONFIG W RESULT verify|no-verify`, run by each Gloo process.
+// Body of `graphshard study-rank CONFIG W RESULT verify|no-verify SCHEME EXCHANGE`, run by each
+// Gloo process.
 int run_study_rank(const std::string& config_path, int world, const std::string& result_path,
-                   bool do_verify);
+                   bool do_verify, const std::string& scheme, const std::string& src_exchange);
 
 nlohmann::json rank_metrics_to_json(const RankMetrics& m);
 RankMetrics rank_metrics_from_json(const nlohmann::json& j);

@@ -24,6 +24,8 @@ struct Graph {
   at::Tensor edge_index;  // int64 [2, E], dst-sorted
   at::Tensor edge_attr;   // float32 [E, F] or undefined
   std::string name;
+  at::Tensor dst_xyz;     // float64 [num_dst, 3] destination points (generated graphs) or undefined
+  bool plain = false;     // sources and destinations are one node set (a processor's mesh)
 };
 
 // Octahedral reduced Gaussian grid O_N: 2N latitude rings, ring i (from the pole) holding

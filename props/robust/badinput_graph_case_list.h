@@ -14,6 +14,7 @@
 
 #include "badinput_catalogue.h"
 #include "graphshard/graph.h"
+#include "graphshard/partitioners.h"
 
 namespace graphshard::props::graph_badinput {
 
@@ -30,6 +31,7 @@ struct GraphArgs {
   GraphPartition partition;  // W parts
   BipartiteGraphShardInfo shard_info;
   bool sorted_flag = true, edges_are_sharded = false;
+  PartitionOptions partition_options;  // partition_graph (default: contiguous)
 };
 
 using Spoil = std::function<void(GraphArgs&)>;
@@ -108,5 +110,8 @@ void edge_attr_one_row_too_many(GraphArgs& a);
 std::vector<BadInputCase> build_graph_partition_from_shard_info_cases(const GraphFixture& f);
 std::vector<BadInputCase> shard_edges_1hop_cases(const GraphFixture& f);
 std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int world_size);
+// The halo metadata's and the partitioner's (badinput_partition_cases.cpp).
+std::vector<BadInputCase> build_halo_info_cases(const GraphFixture& f);
+std::vector<BadInputCase> partition_graph_cases(const GraphFixture& f);
 
 }  // namespace graphshard::props::graph_badinput

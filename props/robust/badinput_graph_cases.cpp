@@ -300,7 +300,7 @@ std::vector<BadInputCase> graph_cases(const GraphFixture& f, int world_size) {
        {sort_edge_index_by_dst_cases, is_edge_index_dst_sorted_cases, build_graph_partition_cases,
         build_graph_partition_from_shard_info_cases, materialise_cases,
         ensure_edges_are_dst_sorted_cases, shard_edges_1hop_cases, sort_edges_1hop_chunks_cases,
-        drop_unconnected_src_nodes_cases}) {
+        drop_unconnected_src_nodes_cases, build_halo_info_cases, partition_graph_cases}) {
     for (auto& k : cases_of_one(f)) out.push_back(std::move(k));
   }
   for (auto& k : shard_graph_to_local_cases(f, world_size)) out.push_back(std::move(k));

@@ -3,6 +3,7 @@
 #   study_cli_test.sh MODE GRAPHSHARD SOURCE_DIR PYTHON
 # MODE quickstart: the README's main job (sim), with plots; every world size verified.
 # MODE gloo-file:  a graph exported by bench/study/export_graph.py, run over Gloo processes, verified.
+# MODE schemes:    two partitioning schemes x both source exchanges over Gloo, verified, compared.
 # MODE bad-config: a wrong config fails with exit code 2 and a message naming the key path.
 set -euo pipefail
 mode=$1 gs=$2 src=$3 py=$4
@@ -38,6 +39,19 @@ case $mode in
 JSON
     "$gs" study "$out/study.json" --out "$out/r" --no-plots
     expect_verified "$out/r" "[1, 2, 3]"
+    ;;
+  schemes)
+    cat > "$out/study.json" <<'JSON'
+{"name": "schemes", "graph": {"kind": "processor", "mesh_refinement": 2},
+ "features": {"channels": 8, "edge_channels": 3, "dtype": "float64"},
+ "partition": {"scheme": ["contiguous", "metis"]}, "src_exchange": ["all_gather", "halo"],
+ "engine": "gloo", "world_sizes": [1, 2, 3], "repeats": 1, "warmup": 0, "verify": true}
+JSON
+    "$gs" study "$out/study.json" --out "$out/r" > "$out/table"
+    cat "$out/table"
+    expect_verified "$out/r" "[1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]"
+    grep -Eq "^metis +halo +3 " "$out/table"
+    for png in bytes halo edge_imbalance node_imbalance time; do test -s "$out/r/compare_$png.png"; done
     ;;
   bad-config)
     echo '{"name": "x", "world_sizes": [0], "graph": {"kind": "processor", "mesh_refinement": 2}}' \

@@ -67,5 +67,36 @@ TEST(StudyConfig, WrongTypesAndRangesNameTheKeyAndTheExpectation) {
   expect_error("{not json", "expected JSON");
 }
 
+TEST(StudyConfig, PartitionSchemesAndSourceExchanges) {
+  const StudyConfig d = parse_study_config(kValid, "test.json");
+  EXPECT_EQ(d.schemes, (std::vector<std::string>{"contiguous"}));
+  EXPECT_EQ(d.src_exchanges, (std::vector<std::string>{"all_gather"}));
+  EXPECT_EQ(d.num_variants(), 1u);
+  const StudyConfig c = parse_study_config(
+      R"({"name": "t", "world_sizes": [2], "graph": {"kind": "processor", "mesh_refinement": 1},
+          "partition": {"scheme": ["metis", "hilbert"], "seed": 4}, "src_exchange": "halo"})",
+      "test.json");
+  EXPECT_EQ(c.schemes, (std::vector<std::string>{"metis", "hilbert"}));
+  EXPECT_EQ(c.partition_seed, 4u);
+  EXPECT_EQ(c.src_exchanges, (std::vector<std::string>{"halo"}));
+  EXPECT_EQ(c.num_variants(), 2u);
+  const char* head = R"({"name": "t", "world_sizes": [2], )";
+  const std::string processor = R"("graph": {"kind": "processor", "mesh_refinement": 1}, )";
+  expect_error(std::string(head) + processor + R"("partition": {"scheme": "kmeans"}})",
+               "partition.scheme: expected one of contiguous | edge_balanced");
+  expect_error(std::string(head) + processor + R"("partition": {"scheme": []}})",
+               "partition.scheme: expected one of");
+  expect_error(std::string(head) + processor + R"("partition": {"scheme": ["metis", "metis"]}})",
+               "a non-empty array of distinct ones");
+  expect_error(std::string(head) + processor + R"("partition": {"schema": "metis"}})",
+               "partition.scheme: expected a value (required key)");
+  expect_error(std::string(head) + processor + R"("src_exchange": "broadcast"})",
+               "src_exchange: expected one of all_gather | halo");
+  expect_error(std::string(head) +
+                   R"("graph": {"kind": "random", "num_src": 5, "num_dst": 5, "avg_degree": 2},
+                       "partition": {"scheme": ["contiguous", "latlon_boxes"]}})",
+               "latlon_boxes needs node coordinates");
+}
+
 }  // namespace
 }  // namespace graphshard::study

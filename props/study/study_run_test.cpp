@@ -2,7 +2,10 @@
 // per-rank metrics add up to the graph, and a plan-only study reports the same partition.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <numeric>
+
+#include "graphshard/partitioners.h"
 
 #include "study_run.h"
 
@@ -94,6 +97,48 @@ TEST_P(StudyRun, PlanOnlyReportsTheSamePartitionAsARun) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Graphs, StudyRun, ::testing::Values("random", "encoder"));
+
+// Every partitioning scheme with either source exchange: the renumbered, sharded layer equals the
+// unsharded one on the graph's own numbering, the parts add up, a plan reports the same
+// partition, and on a locality-aware partition the halo exchange moves less than the all-gather.
+TEST(StudyRun, EverySchemeAndExchangeVerifiesAndPlansTheSamePartition) {
+  StudyConfig c = small_config("encoder");
+  for (const auto s : all_partition_schemes()) c.schemes.push_back(to_string(s));
+  c.schemes.erase(c.schemes.begin());  // the default "contiguous" is in the list
+  c.src_exchanges = {"all_gather", "halo"};
+  c.world_sizes = {1, 3, 4};
+  const StudyResult run = run_study(c, "", [](const std::string&) {});
+  ASSERT_EQ(run.worlds.size(), c.num_variants() * c.world_sizes.size());
+  expect_partition_adds_up(run);
+  std::map<std::string, int64_t> sent_at_4;
+  size_t i = 0;
+  for (const auto& scheme : c.schemes) {
+    for (const auto& exchange : c.src_exchanges) {
+      for (const int world : c.world_sizes) {
+        const WorldResult& w = run.worlds[i++];
+        SCOPED_TRACE(scheme + ", " + exchange + ", W=" + std::to_string(world));
+        EXPECT_EQ(w.scheme, scheme);
+        EXPECT_EQ(w.src_exchange, exchange);
+        EXPECT_EQ(w.world_size, world);
+        ASSERT_TRUE(w.verified.has_value());
+        EXPECT_TRUE(*w.verified) << w.verify_detail;
+        if (world == 4) sent_at_4[scheme + "/" + exchange] = w.total_bytes_sent;
+      }
+    }
+  }
+  EXPECT_LT(sent_at_4.at("metis/halo"), sent_at_4.at("metis/all_gather"));
+  EXPECT_LT(sent_at_4.at("hilbert/halo"), sent_at_4.at("hilbert/all_gather"));
+  c.plan_only = true;
+  const StudyResult plan = run_study(c, "", [](const std::string&) {});
+  ASSERT_EQ(plan.worlds.size(), run.worlds.size());
+  for (size_t k = 0; k < run.worlds.size(); ++k) {
+    for (size_t r = 0; r < run.worlds[k].ranks.size(); ++r) {
+      EXPECT_EQ(run.worlds[k].ranks[r].dst_nodes, plan.worlds[k].ranks[r].dst_nodes);
+      EXPECT_EQ(run.worlds[k].ranks[r].edges, plan.worlds[k].ranks[r].edges);
+      EXPECT_EQ(run.worlds[k].ranks[r].halo_src_nodes, plan.worlds[k].ranks[r].halo_src_nodes);
+    }
+  }
+}
 
 TEST(StudyRun, RankMetricsRoundTripThroughJson) {
   RankMetrics m;
