@@ -92,8 +92,8 @@ void print_table(const StudyResult& res) {
   }
   std::printf(
       "\n  dst/edges/halo per rank: maximum over ranks; imb.: max/mean over ranks; MiB sent: the "
-      "busiest rank, one step%s; halo MiB: rows of needed source features (what a halo "
-      "exchange would move).\n",
+      "busiest rank, one step%s; halo MiB: the source feature rows a rank's edges use, its "
+      "own included (a halo exchange moves those it does not own).\n",
       c.plan_only ? " (estimate: the source exchange of sharded source features, forward and "
                     "backward)"
                   : "");
