@@ -2,7 +2,6 @@
 // scheme (partition_schemes.h), the sources' parts, and the renumbering.
 #include "graphshard/partitioners.h"
 
-#include <cstring>
 #include <numeric>
 #include <stdexcept>
 
@@ -29,12 +28,6 @@ constexpr SchemeName kSchemes[] = {{PartitionScheme::kContiguous, "contiguous"},
                                    {PartitionScheme::kHilbert, "hilbert"},
                                    {PartitionScheme::kLatLonBoxes, "latlon_boxes"},
                                    {PartitionScheme::kMetis, "metis"}};
-
-at::Tensor to_tensor(const std::vector<int64_t>& v) {
-  at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::kLong);
-  if (!v.empty()) std::memcpy(t.data_ptr<int64_t>(), v.data(), v.size() * sizeof(int64_t));
-  return t;
-}
 
 std::vector<int64_t> inverse_of(const std::vector<int64_t>& perm) {
   std::vector<int64_t> inv(perm.size());
@@ -208,10 +201,10 @@ RenumberedGraph partition_graph(const at::Tensor& edge_index, std::pair<int64_t,
   g.src_splits = s.sizes;
   g.edge_index = sorted.edge_index.to(edge_index.scalar_type()).to(device);
   g.edge_perm = sorted.perm.to(device);
-  g.src_perm = to_tensor(s.perm).to(device);
-  g.dst_perm = to_tensor(d.perm).to(device);
-  g.src_inverse = to_tensor(src_inv).to(device);
-  g.dst_inverse = to_tensor(dst_inv).to(device);
+  g.src_perm = at::tensor(s.perm, at::kLong).to(device);
+  g.dst_perm = at::tensor(d.perm, at::kLong).to(device);
+  g.src_inverse = at::tensor(src_inv, at::kLong).to(device);
+  g.dst_inverse = at::tensor(dst_inv, at::kLong).to(device);
   return g;
 }
 
