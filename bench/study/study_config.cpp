@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bounded_json.h"
-#include "graphshard/partitioners.h"
+#include "graphshard/partition_scheme.h"
 
 namespace graphshard::study {
 namespace {

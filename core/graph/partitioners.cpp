@@ -19,16 +19,6 @@ namespace {
 
 constexpr const char* kFn = "partition_graph";
 
-struct SchemeName {
-  PartitionScheme scheme;
-  const char* name;
-};
-constexpr SchemeName kSchemes[] = {{PartitionScheme::kContiguous, "contiguous"},
-                                   {PartitionScheme::kEdgeBalanced, "edge_balanced"},
-                                   {PartitionScheme::kHilbert, "hilbert"},
-                                   {PartitionScheme::kLatLonBoxes, "latlon_boxes"},
-                                   {PartitionScheme::kMetis, "metis"}};
-
 std::vector<int64_t> inverse_of(const std::vector<int64_t>& perm) {
   std::vector<int64_t> inv(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) inv[perm[i]] = static_cast<int64_t>(i);
@@ -112,31 +102,6 @@ schemes::PartOrder destination_order(const PartitionOptions& o, const Edges& e,
 }
 
 }  // namespace
-
-std::string to_string(PartitionScheme scheme) {
-  for (const auto& s : kSchemes)
-    if (s.scheme == scheme) return s.name;
-  return "unknown";
-}
-
-PartitionScheme partition_scheme_from_string(const std::string& name) {
-  std::string names;
-  for (const auto& s : kSchemes) {
-    if (name == s.name) return s.scheme;
-    names += (names.empty() ? "" : " | ") + std::string(s.name);
-  }
-  detail::fail("partition_scheme_from_string", "name", "one of " + names, "'" + name + "'", 0);
-}
-
-std::vector<PartitionScheme> all_partition_schemes() {
-  std::vector<PartitionScheme> out;
-  for (const auto& s : kSchemes) out.push_back(s.scheme);
-  return out;
-}
-
-bool scheme_needs_coordinates(PartitionScheme scheme) {
-  return scheme == PartitionScheme::kHilbert || scheme == PartitionScheme::kLatLonBoxes;
-}
 
 RenumberedGraph partition_graph(const at::Tensor& edge_index, std::pair<int64_t, int64_t> nodes,
                                 int64_t parts, const PartitionOptions& o) {

@@ -3,6 +3,7 @@ list(APPEND GRAPHSHARD_GRAPH_SOURCES
   graph/graph_checks.cpp
   graph/halo.cpp
   graph/partition.cpp
+  graph/partition_scheme.cpp
   graph/partition_schemes.cpp
   graph/partitioners.cpp
   graph/sharding.cpp

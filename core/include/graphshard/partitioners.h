@@ -41,19 +41,9 @@
 #include <ATen/core/Tensor.h>
 
 #include "graphshard/graph.h"
+#include "graphshard/partition_scheme.h"
 
 namespace graphshard {
-
-enum class PartitionScheme { kContiguous, kEdgeBalanced, kHilbert, kLatLonBoxes, kMetis };
-
-// "contiguous", "edge_balanced", "hilbert", "latlon_boxes", "metis".
-std::string to_string(PartitionScheme scheme);
-// The scheme of that name; any other name is a c10::ValueError that lists the names.
-PartitionScheme partition_scheme_from_string(const std::string& name);
-// Every scheme, in the order above.
-std::vector<PartitionScheme> all_partition_schemes();
-// hilbert and latlon_boxes place nodes by their coordinates.
-bool scheme_needs_coordinates(PartitionScheme scheme);
 
 struct PartitionOptions {
   PartitionScheme scheme = PartitionScheme::kContiguous;
