@@ -55,8 +55,8 @@ void check_partition(const char* fn, const GraphPartition& p, int world, int ran
   check(n_src == n, fn, "partition.num_nodes", "a plain graph (n_src == n_dst)",
         "(" + std::to_string(n_src) + ", " + std::to_string(n) + ")", rank);
   check(n >= 0, fn, "partition.num_nodes", "a count >= 0", n, rank);
-  check(p.num_parts == world, fn, "partition.num_parts", std::to_string(world) + " (the group size)",
-        p.num_parts, rank);
+  check(p.num_parts == world, fn, "partition.num_parts",
+        std::to_string(world) + " (the group size)", p.num_parts, rank);
   detail::check_sizes(fn, "partition.dst_splits", p.dst_splits, world, rank);
   detail::check_sizes(fn, "partition.edge_splits", p.edge_splits, world, rank);
   check(total(p.dst_splits) == n, fn, "partition.dst_splits",
@@ -111,8 +111,7 @@ HaloInfo build_halo_info(const GraphPartition& partition, const at::Tensor& edge
   const int rank = detail::rank_of(group), world = detail::world_of(group);
   detail::check_edge_index(fn, edge_index, rank);
   check_partition(fn, partition, world, rank);
-  const at::Tensor local =
-      local_edges(fn, partition, edge_index, edge_shard_sizes, world, rank);
+  const at::Tensor local = local_edges(fn, partition, edge_index, edge_shard_sizes, world, rank);
   const int64_t n = partition.num_nodes.second;
   const int64_t lo = partition_range(partition.dst_splits, rank).first;
 
@@ -145,7 +144,8 @@ OwnerRows rows_from_owners(const char* fn, const at::Tensor& needed,
   info.num_halo_nodes = halo.size(0);
   // Row of each needed id in [owned rows, halo rows]: halo below the range, owned, halo above.
   out.order = at::empty({num_needed}, longs);
-  out.order.narrow(0, 0, a).copy_(at::arange(info.num_local_nodes, info.num_local_nodes + a, longs));
+  out.order.narrow(0, 0, a).copy_(
+      at::arange(info.num_local_nodes, info.num_local_nodes + a, longs));
   out.order.narrow(0, a, b - a).copy_(needed.narrow(0, a, b - a) - lo);
   out.order.narrow(0, b, num_needed - b)
       .copy_(at::arange(info.num_local_nodes + a, info.total_nodes(), longs));
@@ -188,8 +188,7 @@ OwnerRows rows_from_owners(const char* fn, const at::Tensor& needed,
 
 }  // namespace detail
 
-void verify_halo_info(const HaloInfo& info, const GraphPartition& partition,
-                      const CommPtr& group) {
+void verify_halo_info(const HaloInfo& info, const GraphPartition& partition, const CommPtr& group) {
   constexpr const char* fn = "verify_halo_info";
   const int rank = detail::rank_of(group), world = detail::world_of(group);
   check(info.recv_global_ids.has_value(), fn, "halo_info",
@@ -199,14 +198,20 @@ void verify_halo_info(const HaloInfo& info, const GraphPartition& partition,
         std::to_string(world) + " entries", info.recv_global_ids->size(), rank);
   check(static_cast<int>(info.send_indices.size()) == world, fn, "halo_info.send_indices",
         std::to_string(world) + " entries", info.send_indices.size(), rank);
+  // Before any exchange: an entry the exchange cannot read would fail this rank alone, mid-way.
+  for (int q = 0; q < world; ++q) {
+    const std::string at_q = "[" + std::to_string(q) + "]";
+    detail::check_id_list(fn, "halo_info.send_indices" + at_q, info.send_indices[q], rank);
+    detail::check_id_list(fn, "halo_info.recv_global_ids" + at_q, (*info.recv_global_ids)[q], rank);
+  }
   if (world == 1) {
     check(info.num_halo_nodes == 0, fn, "halo_info.num_halo_nodes", "0 (one rank)",
           info.num_halo_nodes, rank);
     return;
   }
   Communicator& comm = *group;
-  const at::Device device = info.edge_index_local.defined() ? info.edge_index_local.device()
-                                                            : at::Device(at::kCPU);
+  const at::Device device =
+      info.edge_index_local.defined() ? info.edge_index_local.device() : at::Device(at::kCPU);
   const int64_t lo = partition_range(partition.dst_splits, rank).first;
   std::vector<at::Tensor> sent;
   for (const auto& idx : info.send_indices) sent.push_back(idx.to(device, at::kLong) + lo);
@@ -247,26 +252,31 @@ void verify_halo_info(const HaloInfo& info, const GraphPartition& partition,
 
 namespace detail {
 
+void check_id_list(const char* fn, const std::string& arg, const at::Tensor& ids, int rank) {
+  check(ids.defined() && ids.dim() == 1 && ids.scalar_type() == at::kLong, fn, arg,
+        "a 1-D int64 tensor", ids.defined() ? ids.toString() + to_str(ids.sizes()) : "undefined",
+        rank);
+}
+
 void check_halo_arguments(const char* fn, const at::Tensor& x, const HaloInfo& info, int world,
                           int rank) {
   check_defined(fn, "input", x, rank);
   check(x.dim() >= 1, fn, "input", "a tensor of at least one dim", x.sizes(), rank);
   check(x.size(0) == info.num_local_nodes, fn, "input",
-        std::to_string(info.num_local_nodes) + " rows (halo_info.num_local_nodes)", x.size(0), rank);
+        std::to_string(info.num_local_nodes) + " rows (halo_info.num_local_nodes)", x.size(0),
+        rank);
   check(static_cast<int>(info.send_indices.size()) == world, fn, "halo_info.send_indices",
         std::to_string(world) + " entries (the group size)", info.send_indices.size(), rank);
   check_sizes(fn, "halo_info.recv_counts", info.recv_counts, world, rank);
   check(total(info.recv_counts) == info.num_halo_nodes, fn, "halo_info.recv_counts",
         "counts summing to num_halo_nodes = " + std::to_string(info.num_halo_nodes),
         info.recv_counts, rank);
-  check(info.recv_counts[rank] == 0, fn, "halo_info.recv_counts",
-        "0 at this rank's own entry", info.recv_counts, rank);
+  check(info.recv_counts[rank] == 0, fn, "halo_info.recv_counts", "0 at this rank's own entry",
+        info.recv_counts, rank);
   for (int q = 0; q < world; ++q) {
     const at::Tensor& idx = info.send_indices[q];
     const std::string arg = "halo_info.send_indices[" + std::to_string(q) + "]";
-    check(idx.defined() && idx.dim() == 1 && idx.scalar_type() == at::kLong, fn, arg,
-          "a 1-D int64 tensor", idx.defined() ? idx.toString() + to_str(idx.sizes()) : "undefined",
-          rank);
+    check_id_list(fn, arg, idx, rank);
     check(idx.device() == x.device(), fn, arg, x.device(), idx.device(), rank);
     check(q != rank || idx.numel() == 0, fn, arg, "empty (a rank sends nothing to itself)",
           idx.numel(), rank);

@@ -14,6 +14,7 @@
 
 #include "badinput_catalogue.h"
 #include "graphshard/graph.h"
+#include "graphshard/halo.h"
 #include "graphshard/partitioners.h"
 
 namespace graphshard::props::graph_badinput {
@@ -32,6 +33,7 @@ struct GraphArgs {
   BipartiteGraphShardInfo shard_info;
   bool sorted_flag = true, edges_are_sharded = false;
   PartitionOptions partition_options;  // partition_graph (default: contiguous)
+  HaloInfo halo;                       // halo_exchange, verify_halo_info (default: none)
 };
 
 using Spoil = std::function<void(GraphArgs&)>;
@@ -111,7 +113,12 @@ std::vector<BadInputCase> build_graph_partition_from_shard_info_cases(const Grap
 std::vector<BadInputCase> shard_edges_1hop_cases(const GraphFixture& f);
 std::vector<BadInputCase> shard_graph_to_local_cases(const GraphFixture& f, int world_size);
 // The halo metadata's and the partitioner's (badinput_partition_cases.cpp).
+// The fixture as a plain graph over max(n_src, n_dst) nodes, cut over the group.
+void as_plain_graph(GraphArgs& a);
 std::vector<BadInputCase> build_halo_info_cases(const GraphFixture& f);
 std::vector<BadInputCase> partition_graph_cases(const GraphFixture& f);
+// The halo exchange's (badinput_halo_cases.cpp).
+std::vector<BadInputCase> halo_exchange_cases(const GraphFixture& f);
+std::vector<BadInputCase> verify_halo_info_cases(const GraphFixture& f);
 
 }  // namespace graphshard::props::graph_badinput

@@ -66,6 +66,10 @@ CaseList& CaseList::add(std::string arg, std::string what, Spoil spoil, unsigned
     spoil(a);
     std::vector<at::Tensor> inputs = {a.edge_index, a.edge_attr, a.x_src, a.x_dst};
     if (a.cond) inputs.insert(inputs.end(), {a.cond->first, a.cond->second});
+    inputs.insert(inputs.end(), a.halo.send_indices.begin(), a.halo.send_indices.end());
+    if (a.halo.recv_global_ids) {
+      inputs.insert(inputs.end(), a.halo.recv_global_ids->begin(), a.halo.recv_global_ids->end());
+    }
     return BadCall{std::move(inputs), [a, call, g] { call(a, g); }, with_group ? r : 0};
   };
   cases_.push_back(std::move(k));
@@ -300,7 +304,8 @@ std::vector<BadInputCase> graph_cases(const GraphFixture& f, int world_size) {
        {sort_edge_index_by_dst_cases, is_edge_index_dst_sorted_cases, build_graph_partition_cases,
         build_graph_partition_from_shard_info_cases, materialise_cases,
         ensure_edges_are_dst_sorted_cases, shard_edges_1hop_cases, sort_edges_1hop_chunks_cases,
-        drop_unconnected_src_nodes_cases, build_halo_info_cases, partition_graph_cases}) {
+        drop_unconnected_src_nodes_cases, build_halo_info_cases, halo_exchange_cases,
+        verify_halo_info_cases, partition_graph_cases}) {
     for (auto& k : cases_of_one(f)) out.push_back(std::move(k));
   }
   for (auto& k : shard_graph_to_local_cases(f, world_size)) out.push_back(std::move(k));

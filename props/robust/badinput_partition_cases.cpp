@@ -13,17 +13,18 @@
 
 namespace graphshard::props::graph_badinput {
 
+void as_plain_graph(GraphArgs& a) {
+  const int64_t n = std::max(a.n_src, a.n_dst);
+  a.n_src = a.n_dst = n;
+  a.num_nodes = {n, n};
+  a.partition = build_graph_partition(a.edge_index, a.world, a.num_nodes);
+}
+
 std::vector<BadInputCase> build_halo_info_cases(const GraphFixture& f) {
-  // The fixture as a plain graph over max(n_src, n_dst) nodes, cut over the group.
-  auto plain = [](GraphArgs& a) {
-    const int64_t n = std::max(a.n_src, a.n_dst);
-    a.n_src = a.n_dst = n;
-    a.num_nodes = {n, n};
-    a.partition = build_graph_partition(a.edge_index, a.world, a.num_nodes);
-  };
-  CaseList list("build_halo_info", true, f, plain, [](const GraphArgs& a, const CommPtr& g) {
-    build_halo_info(a.partition, a.edge_index, g, a.shard_info.edges());
-  });
+  CaseList list("build_halo_info", true, f, as_plain_graph,
+                [](const GraphArgs& a, const CommPtr& g) {
+                  build_halo_info(a.partition, a.edge_index, g, a.shard_info.edges());
+                });
   list.add("partition.num_nodes", "n_src != n_dst (not a plain graph)",
            [](GraphArgs& a) { a.partition.num_nodes.first += 1; })
       .add("partition.num_parts", "!= W",

@@ -95,6 +95,8 @@ struct OwnerRows {
 };
 OwnerRows rows_from_owners(const char* fn, const at::Tensor& needed,
                            const std::vector<int64_t>& splits, const CommPtr& group, bool debug);
+// ids is a defined 1-D int64 tensor (an entry of HaloInfo's lists), else a ValueError on arg.
+void check_id_list(const char* fn, const std::string& arg, const at::Tensor& ids, int rank);
 // The checks of halo_exchange's arguments (shared with the operator library).
 void check_halo_arguments(const char* fn, const at::Tensor& x, const HaloInfo& info, int world,
                           int rank);
