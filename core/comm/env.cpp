@@ -54,7 +54,9 @@ CommPtr communicator_from_env(const std::string& engine, std::chrono::millisecon
   const EnvConfig c = env_config();
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(c.master_port);
-  so.isServer = c.rank == 0;
+  // Rank 0 hosts the store, unless a launcher does (torchrun's agent, graphshard launch).
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  so.isServer = c.rank == 0 && !(agent && std::string(agent) == "True");
   so.numWorkers = c.world_size;
   so.waitWorkers = true;
   so.timeout = timeout;

@@ -2,12 +2,9 @@
 // environment are prepared before fork(), so the child only calls async-signal-safe functions
 // before exec. Children die with the launcher (PR_SET_PDEATHSIG), and once one fails the others
 // get a grace period and are then killed: no test can hang on a lost peer. OMP_NUM_THREADS
-// defaults to cores / W, as torchrun does.
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// defaults to cores / W, as torchrun does. The launcher hosts the ranks' TCPStore (host_store).
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +16,7 @@
 #include <thread>
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "graphshard/launch.h"
 
@@ -27,24 +25,31 @@ extern char** environ;
 namespace graphshard {
 namespace {
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  TORCH_CHECK(fd >= 0, "graphshard::launch_local: socket() failed: ", std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(fd);
-  TORCH_CHECK(ok, "graphshard::launch_local: could not find a free port: ", std::strerror(errno));
-  return ntohs(addr.sin_port);
+// The ranks' store, hosted here as torchrun's agent hosts it: bound before any rank starts (port
+// 0 takes a free port atomically; a port found free and then bound by rank 0 could be taken in
+// between, by another test's connection, which failed a stress run with EADDRINUSE), and alive
+// until every rank has exited, so a rank that reads the blames of a failure never finds it gone.
+c10::intrusive_ptr<c10d::TCPStore> host_store(const LaunchOptions& o) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<uint16_t>(o.master_port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "graphshard::launch_local: could not host the store at ", o.master_addr, ":",
+                o.master_port, ": ", e.what());
+  }
 }
 
 std::vector<std::string> child_env(int rank, const LaunchOptions& o, int port) {
-  const char* ours[] = {
-      "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT="};
+  const char* ours[] = {"RANK=",
+                        "WORLD_SIZE=",
+                        "LOCAL_RANK=",
+                        "LOCAL_WORLD_SIZE=",
+                        "MASTER_ADDR=",
+                        "MASTER_PORT=",
+                        "TORCHELASTIC_USE_AGENT_STORE="};
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     bool replaced = false;
@@ -57,6 +62,9 @@ std::vector<std::string> child_env(int rank, const LaunchOptions& o, int port) {
   env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(o.world_size));
   env.push_back("MASTER_ADDR=" + o.master_addr);
   env.push_back("MASTER_PORT=" + std::to_string(port));
+  // Every rank, rank 0 included, is a client of the launcher's store (torch's env:// rendezvous
+  // and communicator_from_env read this as torchrun sets it).
+  env.push_back("TORCHELASTIC_USE_AGENT_STORE=True");
   // Like torchrun: W processes with a full intra-op thread pool each would oversubscribe the
   // cores (OpenMP threads spin while waiting), so each gets its share unless the user chose.
   if (!std::getenv("OMP_NUM_THREADS")) {
@@ -79,7 +87,8 @@ int launch_local(const std::vector<std::string>& argv, const LaunchOptions& o) {
   TORCH_CHECK_VALUE(!argv.empty(), "graphshard::launch_local: argv: expected a program, got none");
   TORCH_CHECK_VALUE(o.world_size >= 1 && o.world_size <= 1024,
                     "graphshard::launch_local: world_size: expected 1..1024, got ", o.world_size);
-  const int port = o.master_port > 0 ? o.master_port : free_port();
+  const auto store = host_store(o);
+  const int port = store->getPort();
   std::vector<std::string> args = argv;
   std::vector<char*> cargs = c_strings(args);
   std::vector<std::vector<std::string>> envs;

@@ -25,7 +25,6 @@ import os
 import pickle
 import queue as queue_mod
 import random
-import socket
 import sys
 import time
 import traceback
@@ -61,10 +60,14 @@ class RankError(AssertionError):
     """A rank of a run_ranks call raised; the message carries its traceback."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def host_store(world_size, timeout_s):
+    """The ranks' TCP store, hosted by the parent as torchrun's agent hosts it: bound at once on
+    a port the OS picks (a port found free and bound later by rank 0 could be taken in between by
+    another test's connection: EADDRINUSE, seen under load) and alive until every rank is done."""
+    import torch.distributed as dist
+
+    return dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False,
+                         timeout=timedelta(seconds=timeout_s))
 
 
 def _worker(rank, world_size, port, group_timeout, backend, fn, args, results, release):
@@ -76,9 +79,11 @@ def _worker(rank, world_size, port, group_timeout, backend, fn, args, results, r
 
         if "nccl" in backend:
             torch.cuda.set_device(rank % torch.cuda.device_count())
+        store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False,
+                              timeout=timedelta(seconds=group_timeout))
         dist.init_process_group(
             backend,
-            init_method=f"tcp://127.0.0.1:{port}",
+            store=store,
             rank=rank,
             world_size=world_size,
             timeout=timedelta(seconds=group_timeout),
@@ -92,8 +97,8 @@ def _worker(rank, world_size, port, group_timeout, backend, fn, args, results, r
     results.join_thread()  # the result is in the pipe before this process goes
     sys.stdout.flush()
     sys.stderr.flush()
-    # Stay until every rank has reported: rank 0 hosts the group's TCP store, which a slower
-    # rank may still use (graphshard reads the blames of a failure from it).
+    # Stay until every rank has reported: a slower rank may still be exchanging with this one
+    # (the parent hosts the store, which graphshard reads the blames of a failure from).
     release.wait(timeout=group_timeout + 30)
     # No teardown of the group: a test may leave a peer dead, and Gloo's destructors could then
     # wait on it. The parent only needs the result.
@@ -104,7 +109,8 @@ def run_ranks(world_size, fn, *args, timeout=60, group_timeout=30, expect_exit=(
     """Runs ``fn(rank, world_size, *args)`` on ``world_size`` ranks of a ``backend`` group (Gloo;
     "nccl" or "cpu:gloo,cuda:nccl" put rank r on GPU r); returns the results in rank order (None
     for a rank in ``expect_exit`` that exited without one)."""
-    port = free_port()
+    store = host_store(world_size, group_timeout + timeout)
+    port = store.port
     results = _CTX.Queue()
     release = _CTX.Event()
     procs = [
