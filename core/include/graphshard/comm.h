@@ -28,9 +28,8 @@
 //  - gloo (c10d engine with a store): a rank that loses a peer posts whom it blames to the
 //    store before raising (so before its sockets close); a survivor that loses peer p reads
 //    p's post and, if p posted one, blames what p blamed (transitively);
-//  - without a store, or where the store is gone (rank 0 hosted it and died; not under
-//    graphshard launch or torchrun, whose launcher hosts it), or NCCL: the peer the failing
-//    transfer was with.
+//  - without a store, or where the store is gone (rank 0, its host, died), or NCCL: the peer
+//    the failing transfer was with.
 // When nothing names a peer (Gloo's own collectives, GRAPHSHARD_GLOO_COLLECTIVES=native, say
 // nothing of their peers, and no rank posted a blame), peers() is empty and the message says
 // "peer unknown". A rank that times out waiting on a peer that is itself still waiting on
