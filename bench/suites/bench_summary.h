@@ -46,6 +46,10 @@ struct SummaryRow {
   // peer_anemoi.py), and its smallest and largest over the repetitions.
   std::optional<double> ratio_to_anemoi;
   std::optional<std::pair<double, double>> ratio_to_anemoi_range;
+  // floor / anemoi on peer rows that have a floor row (the least graphshard's contract leaves to
+  // do, by torch.distributed's own collective: peer_cases.py): above a row's target, the target
+  // is out of reach on that transport.
+  std::optional<double> floor_ratio_to_anemoi;
 };
 
 std::vector<SummaryRow> summarise(const std::vector<Sample>& samples);

@@ -10,14 +10,16 @@ the graph functions of ``khop_edges``. Run as W ranks:
 
 Rows (peer_cases.py): the primitives on float32 full tensors of each --sizes bytes, dims 0 and 1,
 balanced and uneven pieces (" uneven" in the function name), forward and " backward"; the graph
-functions at each --edges count. Roles ``graphshard`` and ``anemoi``, engine ``py-gloo`` (both
+functions at each --edges count; where a row is held to half of anemoi's time, a ``floor`` role
+too (the least its contract leaves to do, by torch.distributed's own collective: peer_cases.py),
+timed in turn with the others. Roles ``graphshard`` and ``anemoi``, engine ``py-gloo`` (both
 called through Python on a torch.distributed Gloo group: a distinct engine, so these rows never
 pair with the C++ suites' ``gloo`` rows of the same function and payload).
 
 Method: before timing, each row runs once on both sides and compares (bitwise, or allclose rtol
 1e-5/atol 1e-6 where a sum is taken); a mismatch on any rank writes the row with
 ``error_occurred`` (``graphshard bench`` then fails naming it) and exits 1 after the run. Timing:
-warm-up calls, then the roles call by call in turn, the order flipped every call, a barrier
+warm-up calls, then the roles call by call in turn, each role first in turn, a barrier
 before each; every rank times every call, a call's time is the slowest rank's (all-reduce MAX
 after the repetition), a repetition's value the median over its calls (calls per role:
 max(16, min(100, 256 MiB / bytes)) as bench_primitives.cpp; graph rows max(4, min(20, 8e6 / E))).
@@ -48,6 +50,7 @@ import torch.distributed as dist  # noqa: E402
 SKIP = 77
 ENGINE = "py-gloo"
 ROLES = ("graphshard", "anemoi")
+FLOOR = "floor"  # a timing reference of some rows (peer_cases.py), never compared
 
 
 def parse_args(argv=None):
@@ -73,23 +76,29 @@ def parse_args(argv=None):
     return a
 
 
+def roles(case):
+    return ROLES + (FLOOR,) if case.floor else ROLES
+
+
 def measure(case, mods, warmup):
     """{role: [seconds per call, the slowest rank's]} over case.calls calls per role."""
-    times = {role: [] for role in ROLES}
+    order = roles(case)
+    times = {role: [] for role in order}
     for i in range(warmup + case.calls):
-        for role in ROLES if i % 2 == 0 else ROLES[::-1]:
-            m = mods[role]
-            state = case.prepare(m)
+        for role in order[i % len(order):] + order[:i % len(order)]:  # each role first in turn
+            prepare, run = case.floor if role == FLOOR else (
+                lambda m=mods[role]: case.prepare(m), lambda s, m=mods[role]: case.run(m, s))
+            state = prepare()
             dist.barrier()
             t0 = time.perf_counter()
-            out = case.run(m, state)
+            out = run(state)
             dt = time.perf_counter() - t0
             del out, state
             if i >= warmup:
                 times[role].append(dt)
-    t = torch.tensor([times[role] for role in ROLES], dtype=torch.float64)
+    t = torch.tensor([times[role] for role in order], dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return {role: t[k].tolist() for k, role in enumerate(ROLES)}
+    return {role: t[k].tolist() for k, role in enumerate(order)}
 
 
 def check(case, mods):
@@ -167,10 +176,10 @@ def main(argv=None):
     while cases:
         case = cases.pop()
         error = check(case, mods)
-        medians = {role: [] for role in ROLES}
+        medians = {role: [] for role in roles(case)}
         for rep in range(1 if error else args.repetitions):
             seconds = None if error else measure(case, mods, warmup=1 if args.quick or "edges" in case.counters else 2)
-            for role in ROLES:
+            for role in medians:
                 medians[role].append(0.0 if error else statistics.median(seconds[role]))
                 out["benchmarks"].append(entry(case, role, w, rep, args.repetitions, medians[role][-1], error))
         done, done_work = done + 1, done_work + work(case)
@@ -181,6 +190,8 @@ def main(argv=None):
             left = elapsed * max(total_work - done_work, 0) / max(done_work, 1)
             gs, an = (statistics.median(medians[role]) for role in ROLES)
             what = f"ERROR {error}" if error else f"graphshard {gs * 1e3:.3f} ms, anemoi {an * 1e3:.3f} ms"
+            if case.floor and not error:
+                what += f", floor {statistics.median(medians[FLOOR]) * 1e3:.3f} ms"
             print(f"[peer_anemoi W={w}] {done}/{total} {case.function} {case.counters}: {what}  "
                   f"({elapsed:.0f} s elapsed, ~{left:.0f} s left)", file=sys.stderr, flush=True)
             if args.out:

@@ -16,6 +16,16 @@ sizes in proportion 2, 1, 2, 1, ... between ranks). all_to_all_transpose: ``dim`
 dim, the other one the concat dim (its 64 cut the same way); its input is the full tensor cut
 along the concat dim. Function names: ``F``, ``F uneven``, ``F backward``, ``F uneven backward``.
 
+Floor rows (role ``floor``, timing only, nothing compared): where graphshard is held to half of
+anemoi's time, the least that graphshard's contract leaves to do, done by torch.distributed's own
+Gloo collective on the same group: an even dim-0 reduce-scatter (``reduce_scatter_tensor``) of the
+reduced tensor into a fresh output for reduce_shard_tensor's forward and sync_tensor's backward,
+an even all-gather (``all_gather_into_tensor``) into a fresh output for an uneven gather_tensor's
+forward and shard_graph_to_local's forward (its sources), the reduce-scatter of the sources'
+gradient for its backward. The same bytes in even dim-0 pieces: a lower bound on the slowest
+rank's share for uneven pieces and other dims too. floor / anemoi > 0.5 shows the 0.5 target
+out of reach for that transport on that machine.
+
 Graph rows: E edges, n_dst = E / 8, n_src = E / 2 (so about e^-2 of the sources unconnected),
 ids drawn uniformly, four float32 features per node and edge, the same on every rank.
 """
@@ -63,6 +73,7 @@ class Case:
     exact: bool
     prepare: Callable
     run: Callable
+    floor: tuple | None = None  # (prepare(), run(state)) of the floor row, if the row has one
 
 
 # ---- sizes and data -----------------------------------------------------------------------------
@@ -131,6 +142,40 @@ def _with_backward(function, forward, inputs, grad_seed, replicated, r, exact):
     return function + " backward", prepare, run, exact
 
 
+# ---- floors -------------------------------------------------------------------------------------
+
+
+def reduce_scatter_floor(rows, cols, seed, w, group):
+    """Gloo's reduce-scatter of a [rows, cols] float32 tensor (rows rounded down to a multiple of w)
+    into a fresh [rows / w, cols] output; the input a fresh clone per call, outside the timed region."""
+    import torch.distributed as dist
+
+    m = rows - rows % w
+    x = lazy(lambda: _randn(seed, m, cols))
+
+    def run(t):
+        out = torch.empty(m // w, cols)
+        dist.reduce_scatter_tensor(out, t, group=group)
+        return out
+
+    return (lambda: x().clone()), run
+
+
+def all_gather_floor(rows, cols, seed, w, group):
+    """Gloo's all-gather of even [rows / w, cols] float32 pieces into a fresh [rows, cols] output."""
+    import torch.distributed as dist
+
+    m = rows // w
+    x = lazy(lambda: _randn(seed, m, cols))
+
+    def run(t):
+        out = torch.empty(m * w, cols)
+        dist.all_gather_into_tensor(out, t, group=group)
+        return out
+
+    return (lambda: x().clone()), run
+
+
 # ---- primitives ---------------------------------------------------------------------------------
 
 
@@ -193,6 +238,13 @@ def primitive_cases(fn, nbytes, dim, is_uneven, w, r, group, calls=None):
     bname, prep, run, exact = _with_backward(name, forward, inputs, seed + 1000, replicated, r,
                                              fn != "sync_tensor")
     out.append(Case(bname, counters, k, exact, prep, run))
+    # The floors of the rows held to half of anemoi's time (bench_summary.cpp: anemoi_target).
+    if fn == "reduce_shard_tensor":
+        out[0].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
+    if fn == "sync_tensor":
+        out[1].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
+    if fn == "gather_tensor" and is_uneven:
+        out[0].floor = all_gather_floor(n, WIDTH, seed + 2, w, g)
     return out
 
 
@@ -273,11 +325,14 @@ def graph_cases(e, w, r, group, calls=None, functions=GRAPH_FUNCTIONS):
         if name == "shard_graph_to_local backward":
             bname, prep, run, exact = _with_backward("shard_graph_to_local", sgtl, sgtl_inputs,
                                                      e + 4, False, r, False)
-            out.append(Case(bname, {"edges": e}, k, exact, prep, run))
+            out.append(Case(bname, {"edges": e}, k, exact, prep, run,
+                            reduce_scatter_floor(nodes[0], FEATURES, e + 5, w, g)))
             continue
         prepare, forward = rows[name]
         out.append(Case(name, {"edges": e}, k, True, prepare,
                         lambda m, state, f=forward: f(m, *state)))
+        if name == "shard_graph_to_local":
+            out[-1].floor = all_gather_floor(nodes[0], FEATURES, e + 5, w, g)
     return out
 
 

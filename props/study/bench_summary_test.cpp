@@ -142,12 +142,28 @@ TEST(BenchSummary, PairsEachPeerRowWithItsAnemoiRowOfTheSamePayload) {
   EXPECT_EQ(j[0]["function"], "gather_tensor uneven");
 }
 
+TEST(BenchSummary, FloorOverAnemoiIsTheFloorRowOverTheAnemoiRow) {
+  json g = {{"benchmarks", json::array()}};
+  for (int rep = 0; rep < 3; ++rep) {
+    g["benchmarks"].push_back(peer_row("reduce_shard_tensor", "graphshard", 2000.0, rep));
+    g["benchmarks"].push_back(peer_row("reduce_shard_tensor", "anemoi", 3000.0 + 100 * rep, rep));
+    g["benchmarks"].push_back(peer_row("reduce_shard_tensor", "floor", 1600.0 + 200 * rep, rep));
+  }
+  const auto rows = summarise(read_samples(g, "peer.json"));
+  ASSERT_EQ(rows.size(), 1u);  // the floor row is a reference, not a row of its own
+  ASSERT_TRUE(rows[0].floor_ratio_to_anemoi.has_value());
+  EXPECT_DOUBLE_EQ(*rows[0].floor_ratio_to_anemoi, 1800.0 / 3100.0);  // medians
+  EXPECT_FALSE(rows[0].floor_ratio_to_bare.has_value());              // no bare row
+  EXPECT_DOUBLE_EQ(summary_json(rows)[0]["floor_ratio_to_anemoi"].get<double>(), 1800.0 / 3100.0);
+}
+
 TEST(BenchSummary, RowsWithoutAnAnemoiRowHaveNoRatioToAnemoi) {
   json g = {{"benchmarks", {row("graphshard", 1.0, 0), row("bare", 1.0, 0)}}};
   const auto rows = summarise(read_samples(g, "test.json"));
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_FALSE(rows[0].ratio_to_anemoi.has_value());
   EXPECT_TRUE(summary_json(rows)[0]["ratio_to_anemoi"].is_null());
+  EXPECT_TRUE(summary_json(rows)[0]["floor_ratio_to_anemoi"].is_null());
 }
 
 TEST(BenchSummary, AnemoiTargetIsHalfWhereGraphshardDoesHalfTheWork) {
