@@ -18,13 +18,14 @@ along the concat dim. Function names: ``F``, ``F uneven``, ``F backward``, ``F u
 
 Floor rows (role ``floor``, timing only, nothing compared): where graphshard is held to half of
 anemoi's time, the least that graphshard's contract leaves to do, done by torch.distributed's own
-Gloo collective on the same group: an even dim-0 reduce-scatter (``reduce_scatter_tensor``) of the
-reduced tensor into a fresh output for reduce_shard_tensor's forward and sync_tensor's backward,
-an even all-gather (``all_gather_into_tensor``) into a fresh output for an uneven gather_tensor's
-forward and shard_graph_to_local's forward (its sources), the reduce-scatter of the sources'
-gradient for its backward. The same bytes in even dim-0 pieces: a lower bound on the slowest
-rank's share for uneven pieces and other dims too. floor / anemoi > 0.5 shows the 0.5 target
-out of reach for that transport on that machine.
+Gloo collectives on the same group: a reduce-scatter of the reduced tensor (the all-to-all of its
+even dim-0 pieces and their sum into a fresh output) for reduce_shard_tensor's forward and
+sync_tensor's backward; an even all-gather (``all_gather_into_tensor``) of the sources into a
+fresh output for shard_graph_to_local's forward, the reduce-scatter of their gradient for its
+backward. The same bytes in even dim-0 pieces: a lower bound on the slowest rank's share for
+uneven pieces and other dims too. floor / anemoi > 0.5 shows the 0.5 target out of reach for that
+transport on that machine. (No floor for an uneven gather_tensor: Gloo's own all-gather of the
+same bytes takes longer than graphshard's, so it bounds nothing.)
 
 Graph rows: E edges, n_dst = E / 8, n_src = E / 2 (so about e^-2 of the sources unconnected),
 ids drawn uniformly, four float32 features per node and edge, the same on every rank.
@@ -146,17 +147,19 @@ def _with_backward(function, forward, inputs, grad_seed, replicated, r, exact):
 
 
 def reduce_scatter_floor(rows, cols, seed, w, group):
-    """Gloo's reduce-scatter of a [rows, cols] float32 tensor (rows rounded down to a multiple of w)
-    into a fresh [rows / w, cols] output; the input a fresh clone per call, outside the timed region."""
+    """A reduce-scatter of a [rows, cols] float32 tensor (rows rounded down to a multiple of w) at
+    its least: Gloo's all-to-all of the even dim-0 pieces (``all_to_all_single``), then their sum
+    into a fresh [rows / w, cols] output. (Gloo's own ``reduce_scatter_tensor`` takes longer than
+    anemoi's whole all-reduce here: no floor.) The input a fresh clone per call, untimed."""
     import torch.distributed as dist
 
     m = rows - rows % w
     x = lazy(lambda: _randn(seed, m, cols))
 
     def run(t):
-        out = torch.empty(m // w, cols)
-        dist.reduce_scatter_tensor(out, t, group=group)
-        return out
+        pieces = torch.empty(m, cols)
+        dist.all_to_all_single(pieces, t, group=group)
+        return pieces.view(w, m // w, cols).sum(0)
 
     return (lambda: x().clone()), run
 
@@ -243,8 +246,6 @@ def primitive_cases(fn, nbytes, dim, is_uneven, w, r, group, calls=None):
         out[0].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
     if fn == "sync_tensor":
         out[1].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
-    if fn == "gather_tensor" and is_uneven:
-        out[0].floor = all_gather_floor(n, WIDTH, seed + 2, w, g)
     return out
 
 
