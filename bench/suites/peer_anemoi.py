@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -76,18 +77,23 @@ def parse_args(argv=None):
     return a
 
 
-def roles(case):
-    return ROLES + (FLOOR,) if case.floor else ROLES
+def timed_roles(case, mods):
+    """{role: (prepare(), run(state))}: both sides through their module, and the floor if any."""
+    out = {role: (functools.partial(case.prepare, mods[role]), functools.partial(case.run, mods[role]))
+           for role in ROLES}
+    if case.floor:
+        out[FLOOR] = case.floor
+    return out
 
 
 def measure(case, mods, warmup):
     """{role: [seconds per call, the slowest rank's]} over case.calls calls per role."""
-    order = roles(case)
+    calls = timed_roles(case, mods)
+    order = list(calls)
     times = {role: [] for role in order}
     for i in range(warmup + case.calls):
         for role in order[i % len(order):] + order[:i % len(order)]:  # each role first in turn
-            prepare, run = case.floor if role == FLOOR else (
-                lambda m=mods[role]: case.prepare(m), lambda s, m=mods[role]: case.run(m, s))
+            prepare, run = calls[role]
             state = prepare()
             dist.barrier()
             t0 = time.perf_counter()
@@ -176,7 +182,7 @@ def main(argv=None):
     while cases:
         case = cases.pop()
         error = check(case, mods)
-        medians = {role: [] for role in roles(case)}
+        medians = {role: [] for role in timed_roles(case, mods)}
         for rep in range(1 if error else args.repetitions):
             seconds = None if error else measure(case, mods, warmup=1 if args.quick or "edges" in case.counters else 2)
             for role in medians:
