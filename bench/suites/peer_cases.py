@@ -21,8 +21,9 @@ anemoi's time, the least that graphshard's contract leaves to do, done by torch.
 Gloo collectives on the same group: a reduce-scatter of the reduced tensor (the all-to-all of its
 even dim-0 pieces and their sum into a fresh output) for reduce_shard_tensor's forward and
 sync_tensor's backward; an even all-gather (``all_gather_into_tensor``) of the sources into a
-fresh output for shard_graph_to_local's forward, the reduce-scatter of their gradient for its
-backward. The same bytes in even dim-0 pieces: a lower bound on the slowest rank's share for
+fresh output for shard_graph_to_local's forward; for its backward the reduce-scatter of the
+sources' gradient and the all-gathers of the gradients of x_dst and edge_attr (given whole, taken
+sharded: both sides gather their gradients). The same bytes in even dim-0 pieces: a lower bound on the slowest rank's share for
 uneven pieces and other dims too. floor / anemoi > 0.5 shows the 0.5 target out of reach for that
 transport on that machine. (No floor for an uneven gather_tensor: Gloo's own all-gather of the
 same bytes takes longer than graphshard's, so it bounds nothing.)
@@ -179,6 +180,21 @@ def all_gather_floor(rows, cols, seed, w, group):
     return (lambda: x().clone()), run
 
 
+def graph_backward_floor(nodes, e, seed, w, group):
+    """shard_graph_to_local's backward at its least: the reduce-scatter of the sources' gradient
+    (reduce_scatter_floor) and the all-gathers of the gradients of the destinations and the edge
+    attributes, which both sides take whole and shard (all_gather_floor), one after the other
+    as autograd runs them."""
+    parts = [reduce_scatter_floor(nodes[0], FEATURES, seed, w, group),
+             all_gather_floor(nodes[1], FEATURES, seed + 1, w, group),
+             all_gather_floor(e, FEATURES, seed + 2, w, group)]
+
+    def run(state):
+        return [f_run(s) for (_, f_run), s in zip(parts, state)]
+
+    return (lambda: [f_prepare() for f_prepare, _ in parts]), run
+
+
 # ---- primitives ---------------------------------------------------------------------------------
 
 
@@ -327,7 +343,7 @@ def graph_cases(e, w, r, group, calls=None, functions=GRAPH_FUNCTIONS):
             bname, prep, run, exact = _with_backward("shard_graph_to_local", sgtl, sgtl_inputs,
                                                      e + 4, False, r, False)
             out.append(Case(bname, {"edges": e}, k, exact, prep, run,
-                            reduce_scatter_floor(nodes[0], FEATURES, e + 5, w, g)))
+                            graph_backward_floor(nodes, e, e + 5, w, g)))
             continue
         prepare, forward = rows[name]
         out.append(Case(name, {"edges": e}, k, True, prepare,

@@ -18,19 +18,25 @@ using WorkPtr = c10::intrusive_ptr<c10d::Work>;
 
 class C10dCommunicator : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<c10d::Backend> backend, std::chrono::milliseconds timeout,
-                   c10::intrusive_ptr<c10d::Store> store)
-      : backend_(std::move(backend)),
+  // Either `owned` (kept for the Communicator's life) or `lookup` (called per collective).
+  C10dCommunicator(c10::intrusive_ptr<c10d::Backend> owned, BackendLookup lookup,
+                   const c10::intrusive_ptr<c10d::Backend>& backend,
+                   std::chrono::milliseconds timeout, c10::intrusive_ptr<c10d::Store> store)
+      : owned_(std::move(owned)),
+        lookup_(std::move(lookup)),
+        rank_(backend->getRank()),
+        size_(backend->getSize()),
+        engine_(backend->getBackendName()),
         timeout_(timeout),
-        blame_(std::move(store), backend_->getRank(), backend_->getSize()) {
+        blame_(std::move(store), rank_, size_) {
     const char* choice = std::getenv("GRAPHSHARD_GLOO_COLLECTIVES");
     direct_ = engine() == "gloo" && !(choice && std::string(choice) == "native");
   }
 
-  int rank() const override { return backend_->getRank(); }
-  int size() const override { return backend_->getSize(); }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
-  std::string engine() const override { return backend_->getBackendName(); }
+  std::string engine() const override { return engine_; }
 
  protected:
   // Runs `body`, turning any transport error into a CommError that names the operation, the
@@ -68,12 +74,20 @@ class C10dCommunicator : public Communicator {
 
   void wait(const WorkPtr& work) { work->wait(timeout_); }
 
+  // The tensor a Work is handed: an alias (same storage, a TensorImpl of its own). c10d may keep
+  // a Work, and the tensors in it, past our wait (a Gloo barrier holds the works in flight when
+  // it was posted, and its worker thread drops them later). The caller's tensor may be one that
+  // Python sees: dropping the last reference to it takes the GIL, and a worker thread that does
+  // so while the interpreter finalizes aborts the process ("terminate called without an active
+  // exception" after a script's last line). An alias has no Python object.
+  static at::Tensor held(const at::Tensor& t) { return t.alias(); }
+
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override {
     if (!direct() && detail::all_equal(counts)) {
       guarded("all_gather_v", {}, [&] {
-        at::Tensor out = recv, in = send;
-        wait(backend_->_allgather_base(out, in));
+        at::Tensor out = held(recv), in = held(send);
+        wait(backend("all_gather_v")->_allgather_base(out, in));
       });
       return;
     }
@@ -83,10 +97,10 @@ class C10dCommunicator : public Communicator {
   void do_all_reduce_sum(const at::Tensor& buffer) override {
     if (!direct()) {
       guarded("all_reduce_sum", {}, [&] {
-        std::vector<at::Tensor> t{buffer};
+        std::vector<at::Tensor> t{held(buffer)};
         c10d::AllreduceOptions opts;
         opts.reduceOp = c10d::ReduceOp::SUM;
-        wait(backend_->allreduce(t, opts));
+        wait(backend("all_reduce_sum")->allreduce(t, opts));
       });
       return;
     }
@@ -116,8 +130,8 @@ class C10dCommunicator : public Communicator {
           const int64_t n = counts[rank()];
           send.narrow(0, rank() * n, n).view(own.sizes()).copy_(own);
         }
-        at::Tensor out = recv, in = send;
-        wait(backend_->_reduce_scatter_base(out, in));
+        at::Tensor out = held(recv), in = held(send);
+        wait(backend("reduce_scatter_v")->_reduce_scatter_base(out, in));
       });
       return;
     }
@@ -149,7 +163,8 @@ class C10dCommunicator : public Communicator {
   // on both sides.
   class Posted {
    public:
-    Posted(C10dCommunicator& c, std::string op) : c_(c), op_(std::move(op)) {}
+    Posted(C10dCommunicator& c, std::string op)
+        : c_(c), op_(std::move(op)), backend_(c.backend(op_)) {}
     Posted(const Posted&) = delete;
     Posted& operator=(const Posted&) = delete;
     ~Posted() {
@@ -177,9 +192,9 @@ class C10dCommunicator : public Communicator {
     int post(int peer, const at::Tensor& data, int tag, bool is_send) {
       if (data.numel() == 0) return -1;
       c_.guarded(op_, {peer}, [&] {
-        std::vector<at::Tensor> t{data};
-        items_.push_back({peer, is_send ? c_.backend_->send(t, peer, tag)
-                                        : c_.backend_->recv(t, peer, tag)});
+        std::vector<at::Tensor> t{data};  // a send or recv Work is ours alone: no alias
+        items_.push_back(
+            {peer, is_send ? backend_->send(t, peer, tag) : backend_->recv(t, peer, tag)});
       });
       return static_cast<int>(items_.size()) - 1;
     }
@@ -190,6 +205,7 @@ class C10dCommunicator : public Communicator {
     };
     C10dCommunicator& c_;
     std::string op_;
+    c10::intrusive_ptr<c10d::Backend> backend_;  // for the collective's duration
     std::vector<Item> items_;
   };
 
@@ -243,9 +259,9 @@ class C10dCommunicator : public Communicator {
     const int w = size(), r = rank();
     if (!direct()) {
       guarded(op, {}, [&] {
-        at::Tensor out = recv, in = send;
+        at::Tensor out = held(recv), in = held(send);
         std::vector<int64_t> oc = recv_counts, ic = send_counts;
-        wait(backend_->alltoall_base(out, in, oc, ic));
+        wait(backend(op)->alltoall_base(out, in, oc, ic));
       });
       return;
     }
@@ -358,11 +374,29 @@ class C10dCommunicator : public Communicator {
 
  public:
   void do_barrier() override {
-    guarded("barrier", {}, [&] { wait(backend_->barrier()); });
+    guarded("barrier", {}, [&] { wait(backend("barrier")->barrier()); });
   }
 
  private:
-  c10::intrusive_ptr<c10d::Backend> backend_;
+  // The backend, held for one collective: the owned one, or what the lookup finds. A
+  // CommError, not a peer's fault, when the group has been destroyed.
+  c10::intrusive_ptr<c10d::Backend> backend(const std::string& op) const {
+    if (owned_) return owned_;
+    auto b = lookup_();
+    if (!b) {
+      throw CommError(op, rank_, {},
+                      "graphshard::" + engine_ + " " + op + " on rank " + std::to_string(rank_) +
+                          " of " + std::to_string(size_) +
+                          ": the process group was destroyed (its backend is gone): a group "
+                          "must outlive the calls on it, backward passes included");
+    }
+    return b;
+  }
+
+  c10::intrusive_ptr<c10d::Backend> owned_;
+  BackendLookup lookup_;
+  int rank_, size_;
+  std::string engine_;
   std::chrono::milliseconds timeout_;
   BlameBoard blame_;  // the root cause of a lost peer, through the store (c10d_blame.h)
   bool direct_ = false;
@@ -371,11 +405,9 @@ class C10dCommunicator : public Communicator {
 
 }  // namespace
 
-CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
-                               std::chrono::milliseconds timeout,
-                               c10::intrusive_ptr<c10d::Store> store) {
-  TORCH_CHECK_VALUE(backend, "graphshard::make_c10d_communicator: backend: expected a backend, ",
-                    "got null");
+namespace {
+
+void ignore_sigpipe() {
   // Gloo writes to its sockets without MSG_NOSIGNAL: a write to a peer that has gone would kill
   // this process with SIGPIPE instead of failing the operation (Python ignores SIGPIPE, a C++
   // program does not). Ignored, the write fails with EPIPE and surfaces as a CommError. A
@@ -384,7 +416,29 @@ CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
   if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
     std::signal(SIGPIPE, SIG_IGN);
   }
-  return std::make_shared<C10dCommunicator>(std::move(backend), timeout, std::move(store));
+}
+
+}  // namespace
+
+CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
+                               std::chrono::milliseconds timeout,
+                               c10::intrusive_ptr<c10d::Store> store) {
+  TORCH_CHECK_VALUE(backend, "graphshard::make_c10d_communicator: backend: expected a backend, ",
+                    "got null");
+  ignore_sigpipe();
+  return std::make_shared<C10dCommunicator>(backend, nullptr, backend, timeout, std::move(store));
+}
+
+CommPtr make_c10d_communicator(BackendLookup lookup, std::chrono::milliseconds timeout,
+                               c10::intrusive_ptr<c10d::Store> store) {
+  TORCH_CHECK_VALUE(lookup, "graphshard::make_c10d_communicator: lookup: expected a function, ",
+                    "got none");
+  const auto backend = lookup();
+  TORCH_CHECK_VALUE(backend, "graphshard::make_c10d_communicator: lookup: expected a backend, ",
+                    "got null");
+  ignore_sigpipe();
+  return std::make_shared<C10dCommunicator>(nullptr, std::move(lookup), backend, timeout,
+                                            std::move(store));
 }
 
 }  // namespace graphshard

@@ -208,7 +208,7 @@ int64_t lower_bound_impl(const T* v, int64_t stride, int64_t n, int64_t value) {
 
 template <typename T>
 UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_t n,
-                             const at::TensorOptions& options) {
+                             const at::TensorOptions& options, const at::Tensor& into) {
   UsedIds out;
   std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
   std::atomic<bool> bad{false};
@@ -256,7 +256,7 @@ UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_
       }
     }
   });
-  out.relabelled = at::empty({n_edges}, options);
+  out.relabelled = into.defined() ? into : at::empty({n_edges}, options);
   T* rel = out.relabelled.data_ptr<T>();
   at::parallel_for(0, n_edges, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) rel[i] = new_id[static_cast<int64_t>(v[i * stride])];
@@ -381,13 +381,21 @@ std::vector<int64_t> lower_bounds(const at::Tensor& row, const std::vector<int64
   return out;
 }
 
-UsedIds used_ids(const at::Tensor& row, int64_t n) {
+UsedIds used_ids(const at::Tensor& row, int64_t n, const at::Tensor& relabelled_into) {
   check_row(row, "cpu::used_ids");
   check_count("cpu::used_ids", "n", n);  // the size of the mask
+  if (relabelled_into.defined()) {
+    TORCH_CHECK_VALUE(relabelled_into.dim() == 1 && relabelled_into.is_contiguous() &&
+                          relabelled_into.scalar_type() == row.scalar_type() &&
+                          relabelled_into.numel() == row.numel() &&
+                          relabelled_into.device() == row.device(),
+                      "graphshard::cpu::used_ids: relabelled_into: expected a contiguous ",
+                      describe(row), ", got ", describe(relabelled_into));
+  }
   UsedIds out;
   AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "used_ids", [&] {
     out = used_ids_kernel_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), row.numel(), n,
-                                        row.options());
+                                        row.options(), relabelled_into);
   });
   return out;
 }

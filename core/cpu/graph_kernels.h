@@ -65,6 +65,8 @@ struct UsedIds {
 };
 // Mark-and-scan: a byte mask over [0, n), a prefix scan for the new ids, a relabelling pass.
 // Checks: n >= 0 (always). An id outside [0, n) is not an error here but a result (in_range).
-UsedIds used_ids(const at::Tensor& row, int64_t n);
+// `relabelled_into`, when defined (contiguous, row's dtype and length), receives the relabelled
+// row (a row of the caller's [2, E] result: no stack afterwards) and is returned as relabelled.
+UsedIds used_ids(const at::Tensor& row, int64_t n, const at::Tensor& relabelled_into = {});
 
 }  // namespace graphshard::cpu

@@ -178,9 +178,15 @@ std::vector<int64_t> sorted_edge_splits(const at::Tensor& ei,
   return splits;
 }
 
-cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, int rank) {
+cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, int rank,
+                          const at::Tensor& relabelled_into) {
+  if (!src_row.device().is_cpu() && relabelled_into.defined()) {
+    cpu::UsedIds u = used_sources(fn, src_row, n, rank);
+    u.relabelled = relabelled_into.copy_(u.relabelled);
+    return u;
+  }
   if (src_row.device().is_cpu()) {
-    cpu::UsedIds u = cpu::used_ids(src_row, n);
+    cpu::UsedIds u = cpu::used_ids(src_row, n, relabelled_into);
     if (!u.in_range) {
       const auto [mn, mx] = id_range(src_row);
       fail(fn, "edge_index", "source ids in [0, " + std::to_string(n) + ")",
@@ -199,6 +205,16 @@ cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, 
   const at::Tensor new_id = mask.to(at::kLong).cumsum(0) - 1;
   u.relabelled = new_id.index_select(0, idx).to(src_row.scalar_type());
   return u;
+}
+
+LocalEdges local_edge_index(const char* fn, const at::Tensor& edges, int64_t n_src, int64_t dst_lo,
+                            int rank) {
+  LocalEdges out;
+  out.edge_index = at::empty({2, edges.size(1)}, edges.options());
+  out.kept = used_sources(fn, edges.select(0, 0), n_src, rank, out.edge_index.select(0, 0)).kept;
+  at::Tensor dst = out.edge_index.select(0, 1);
+  at::sub_out(dst, edges.select(0, 1), at::scalar_tensor(dst_lo, edges.options()));
+  return out;
 }
 
 }  // namespace detail

@@ -53,7 +53,18 @@ std::vector<int64_t> sorted_edge_splits(const at::Tensor& edge_index,
                                         const std::vector<int64_t>& dst_splits);
 // Used sources of `src_row` (ascending) and the row relabelled to positions in that list;
 // an id outside [0, n) raises for `fn`.
-cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, int rank);
+// `relabelled_into` as in cpu::used_ids.
+cpu::UsedIds used_sources(const char* fn, const at::Tensor& src_row, int64_t n, int rank,
+                          const at::Tensor& relabelled_into = {});
+// A part's local edge index in one [2, E] result written row by row (no stack): sources
+// relabelled to their position in `kept` (the used sources of [0, n_src), ascending),
+// destinations shifted down by dst_lo. An id outside [0, n_src) raises for `fn`.
+struct LocalEdges {
+  at::Tensor kept;
+  at::Tensor edge_index;
+};
+LocalEdges local_edge_index(const char* fn, const at::Tensor& edges, int64_t n_src, int64_t dst_lo,
+                            int rank);
 
 // The implementations behind the public functions, with the caller's name for messages.
 GraphPartition build_graph_partition_impl(const char* fn, const at::Tensor& edge_index,

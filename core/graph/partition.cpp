@@ -134,11 +134,11 @@ MaterialisedPartition GraphPartition::materialise(int64_t partition_id, const Pa
   const auto [dlo, dhi] = partition_range(dst_splits, partition_id);
   const at::Tensor part = edge_index.narrow(1, elo, ehi - elo);
   detail::check_dst_ends(fn, part, dlo, dhi, rank);
-  const cpu::UsedIds used = detail::used_sources(fn, part.select(0, 0), num_nodes.first, rank);
+  const detail::LocalEdges used = detail::local_edge_index(fn, part, num_nodes.first, dlo, rank);
 
   MaterialisedPartition out;
   out.src_ids = used.kept;
-  out.edge_index = at::stack({used.relabelled, part.select(0, 1) - dlo});
+  out.edge_index = used.edge_index;
   out.x_src = x.first.index_select(0, used.kept);
   out.x_dst = x.second.narrow(0, dlo, dhi - dlo);
   out.edge_attr = edge_attr.narrow(0, elo, ehi - elo);
@@ -227,11 +227,11 @@ ConnectedSources drop_unconnected_src_nodes(const at::Tensor& x_src, const at::T
   check_count(fn, "num_nodes.second (n_dst)", num_nodes.second, rank);
   check_rows(fn, "x_src", x_src, num_nodes.first, rank);
   detail::check_ids(fn, edge_index, num_nodes.first, num_nodes.second, rank);
-  const cpu::UsedIds used =
-      detail::used_sources(fn, edge_index.select(0, 0), num_nodes.first, rank);
+  const detail::LocalEdges used =
+      detail::local_edge_index(fn, edge_index, num_nodes.first, 0, rank);
   ConnectedSources out;
   out.kept_ids = used.kept;
-  out.edge_index = at::stack({used.relabelled, edge_index.select(0, 1)});
+  out.edge_index = used.edge_index;
   out.x_src = x_src.index_select(0, used.kept);
   return out;
 }

@@ -170,8 +170,8 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
     ei = shard_tensor(edge_index, 1, partition.edge_splits, group);
     out.edge_attr = shard_tensor(edge_attr, 0, partition.edge_splits, group);
   }
-  const cpu::UsedIds used = detail::used_sources(fn, ei.select(0, 0), n_src, rank);
-  out.edge_index = at::stack({used.relabelled, ei.select(0, 1) - dlo});
+  const detail::LocalEdges used = detail::local_edge_index(fn, ei, n_src, dlo, rank);
+  out.edge_index = used.edge_index;
   if (src_exchange == SrcExchange::kHalo && shard_info.src_is_sharded()) {
     // The used sources' rows from their owners, then in ascending global id as below.
     const detail::OwnerRows rows = detail::rows_from_owners(

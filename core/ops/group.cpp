@@ -14,9 +14,30 @@ namespace graphshard::ops {
 namespace {
 
 struct Cached {
-  c10d::Backend* backend = nullptr;  // identity only: the Communicator holds the backend
+  const c10d::Backend* backend = nullptr;  // identity only: the Communicator holds none
   CommPtr comm;
 };
+
+std::mutex cache_mutex;
+std::map<std::pair<std::string, int>, Cached>& cache() {
+  static auto* c = new std::map<std::pair<std::string, int>, Cached>();  // never destroyed: group.h
+  return *c;
+}
+
+// The backend group `name` has for `device` while it is the one the Communicator was made for;
+// null once the group is destroyed (or its name reused).
+BackendLookup lookup_of(const std::string& name, c10::DeviceType device,
+                        const c10d::Backend* made_for) {
+  return [=]() -> c10::intrusive_ptr<c10d::Backend> {
+    c10::intrusive_ptr<c10d::Backend> b;
+    try {
+      b = c10d::resolve_process_group(name)->getBackend(device);
+    } catch (const std::exception&) {  // no such group (any more)
+      return {};
+    }
+    return b.get() == made_for ? b : c10::intrusive_ptr<c10d::Backend>();
+  };
+}
 
 std::chrono::milliseconds timeout_of(const c10::intrusive_ptr<c10d::Backend>& backend) {
   try {
@@ -29,14 +50,13 @@ std::chrono::milliseconds timeout_of(const c10::intrusive_ptr<c10d::Backend>& ba
 }  // namespace
 
 CommPtr communicator_for(const std::string& name, c10::DeviceType device) {
-  static std::mutex m;
-  static std::map<std::pair<std::string, int>, Cached> cache;
   const auto group = c10d::resolve_process_group(name);
   const auto backend = group->getBackend(device);
-  std::lock_guard<std::mutex> lk(m);
-  Cached& c = cache[{name, static_cast<int>(device)}];
+  std::lock_guard<std::mutex> lk(cache_mutex);
+  Cached& c = cache()[{name, static_cast<int>(device)}];
   if (!c.comm || c.backend != backend.get()) {
-    c.comm = make_c10d_communicator(backend, timeout_of(backend), group->getStore());
+    c.comm = make_c10d_communicator(lookup_of(name, device, backend.get()), timeout_of(backend),
+                                    group->getStore());
     c.backend = backend.get();
   }
   return c.comm;

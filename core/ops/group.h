@@ -17,6 +17,11 @@ namespace graphshard::ops {
 // resolves to another backend (a group destroyed and created again under the same name).
 // Timeout: the backend's own (its options), else c10d's default. The group's store carries the
 // blames of the fault protocol (comm.h, "Who is blamed").
+// The Communicator holds no backend between calls (it resolves `name` per collective:
+// graphshard/c10d.h, BackendLookup), so destroy_process_group tears the transport down as it
+// would without graphshard. (Held here, a backend would outlive its group, with Gloo's worker
+// threads, into the interpreter's finalization, where such a thread that drops the last
+// reference to a Python-visible tensor aborts the process.) The cache itself is never destroyed.
 CommPtr communicator_for(const std::string& name, c10::DeviceType device);
 
 // This rank's index in group `name` (no communication; for shape functions).

@@ -82,6 +82,12 @@ TEST_F(UncheckedKernels, EveryRowKernelRejectsARowThatIsNotA1dIndexTensor) {
   expect_value_error([&] { cpu::used_ids(two_d, 4); },
                      "graphshard::cpu::used_ids: row: expected a 1-D int32/int64 CPU tensor, got "
                      "Long[2, 3] on cpu");
+  expect_value_error(
+      [&] {
+        cpu::used_ids(ids({0, 2}), 4, at::empty({3}, at::kLong));
+      },
+      "graphshard::cpu::used_ids: relabelled_into: expected a contiguous Long[2] "
+      "on cpu, got Long[3] on cpu");
 }
 
 TEST_F(UncheckedKernels, CountingSortEdgesRejectsAnEdgeIndexThatIsNot2ByE) {
@@ -195,6 +201,14 @@ TEST_F(CheckedKernels, UsedIdsReportsAnIdOutOfRangeAsItsResultNotAnError) {
   // The callers turn in_range == false into their own message (with the rank): no scan needed.
   EXPECT_FALSE(cpu::used_ids(ids({0, 5}), 5).in_range);
   EXPECT_FALSE(cpu::used_ids(ids({-1, 2}, at::kInt), 5).in_range);
+}
+
+TEST_F(CheckedKernels, UsedIdsWritesTheRelabelledRowWhereItIsAsked) {
+  const at::Tensor local = at::full({2, 4}, -1, at::kLong);  // row 0 receives it, row 1 untouched
+  const cpu::UsedIds u = cpu::used_ids(ids({7, 2, 7, 5}), 8, local.select(0, 0));
+  EXPECT_TRUE(at::equal(u.kept, ids({2, 5, 7})));
+  EXPECT_TRUE(at::equal(local, at::tensor({2, 0, 2, 1, -1, -1, -1, -1}, at::kLong).view({2, 4})));
+  EXPECT_EQ(u.relabelled.data_ptr(), local.data_ptr());
 }
 
 TEST_F(CheckedKernels, ConsistentInputsAtTheBoundsPass) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -20,9 +21,22 @@ namespace graphshard {
 // the operation and the root cause (comm.h, "Who is blamed"). `store`, when given (the store
 // the ranks met through, or any store all ranks of the group share), carries the blames that
 // let a survivor tell the root cause from the ranks that left after it; without one, a rank
-// blames the peer its failing transfer was with.
+// blames the peer its failing transfer was with. The Communicator keeps `backend` alive.
 CommPtr make_c10d_communicator(c10::intrusive_ptr<c10d::Backend> backend,
                                std::chrono::milliseconds timeout,
+                               c10::intrusive_ptr<c10d::Store> store = {});
+
+// The backend of a process group someone else owns, held only while a collective runs; null
+// once the group is gone.
+using BackendLookup = std::function<c10::intrusive_ptr<c10d::Backend>()>;
+
+// The same over a backend the Communicator does not keep: `lookup` is called once here (rank,
+// size, engine) and once per collective; a collective after it returned null raises CommError
+// (the group was destroyed). So the group's owner, such as torch.distributed, decides when its
+// transport is torn down (graphshard's Python operators resolve groups by name this way).
+// (c10's weak_intrusive_ptr would not do: it keeps a backend's threads until its last weak
+// reference goes.)
+CommPtr make_c10d_communicator(BackendLookup lookup, std::chrono::milliseconds timeout,
                                c10::intrusive_ptr<c10d::Store> store = {});
 
 }  // namespace graphshard
