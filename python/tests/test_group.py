@@ -1,7 +1,8 @@
-"""Process groups as the operators see them (core/ops/group.cpp): graphshard borrows a group's
-backend, so destroy_process_group releases the transport as it does without graphshard (a
-backend kept past it keeps Gloo's threads running into the interpreter's finalization, where
-one of them can abort the process at exit); a call after the group is gone raises."""
+"""Process groups as the operators see them (core/ops/group.cpp): graphshard holds no group's
+backend between calls, so destroy_process_group releases the transport as it does without
+graphshard (a backend kept past it keeps Gloo's threads running into the interpreter's
+finalization, where one of them can abort the process at exit). The CommError of a collective
+on a destroyed group is checked in C++ (props/comm/c10d_communicator_test.cpp)."""
 
 from __future__ import annotations
 
