@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
 
@@ -206,7 +207,10 @@ int64_t lower_bound_impl(const T* v, int64_t stride, int64_t n, int64_t value) {
   return lo;
 }
 
-template <typename T>
+// Id: the new-id table's type (int32 where n allows: half the bytes for the relabelling pass's
+// random reads). The table is left uninitialised: only the kept ids' entries are written, and only
+// those are read.
+template <typename T, typename Id>
 UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_t n,
                              const at::TensorOptions& options, const at::Tensor& into) {
   UsedIds out;
@@ -244,14 +248,14 @@ UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_
   for (int64_t c = 0; c < chunks; ++c) offset[c + 1] += offset[c];
   out.kept = at::empty({offset[chunks]}, options);
   T* kept = out.kept.data_ptr<T>();
-  std::vector<T> new_id(static_cast<size_t>(n));
+  const std::unique_ptr<Id[]> new_id(new Id[static_cast<size_t>(n)]);
   at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       int64_t next = offset[c];
       for (int64_t i = n * c / chunks, hi = n * (c + 1) / chunks; i < hi; ++i) {
         if (mask[i]) {
           kept[next] = static_cast<T>(i);
-          new_id[i] = static_cast<T>(next++);
+          new_id[i] = static_cast<Id>(next++);
         }
       }
     }
@@ -259,7 +263,8 @@ UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_
   out.relabelled = into.defined() ? into : at::empty({n_edges}, options);
   T* rel = out.relabelled.data_ptr<T>();
   at::parallel_for(0, n_edges, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) rel[i] = new_id[static_cast<int64_t>(v[i * stride])];
+    for (int64_t i = b; i < e; ++i)
+      rel[i] = static_cast<T>(new_id[static_cast<int64_t>(v[i * stride])]);
   });
   return out;
 }
@@ -394,8 +399,13 @@ UsedIds used_ids(const at::Tensor& row, int64_t n, const at::Tensor& relabelled_
   }
   UsedIds out;
   AT_DISPATCH_INDEX_TYPES(row.scalar_type(), "used_ids", [&] {
-    out = used_ids_kernel_impl<index_t>(row.data_ptr<index_t>(), row.stride(0), row.numel(), n,
-                                        row.options(), relabelled_into);
+    out =
+        n <= std::numeric_limits<int32_t>::max()
+            ? used_ids_kernel_impl<index_t, int32_t>(row.data_ptr<index_t>(), row.stride(0),
+                                                     row.numel(), n, row.options(), relabelled_into)
+            : used_ids_kernel_impl<index_t, int64_t>(row.data_ptr<index_t>(), row.stride(0),
+                                                     row.numel(), n, row.options(),
+                                                     relabelled_into);
   });
   return out;
 }

@@ -167,7 +167,10 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
   at::Tensor ei = edge_index;
   out.edge_attr = edge_attr;
   if (!shard_info.edges_are_sharded()) {
-    ei = shard_tensor(edge_index, 1, partition.edge_splits, group);
+    // The rank's columns as a view: the ids carry no gradient and local_edge_index reads them
+    // strided into a new tensor, so shard_tensor's copy of a non-contiguous piece is not needed.
+    const auto [elo, ehi] = partition_range(partition.edge_splits, rank);
+    ei = edge_index.narrow(1, elo, ehi - elo);
     out.edge_attr = shard_tensor(edge_attr, 0, partition.edge_splits, group);
   }
   const detail::LocalEdges used = detail::local_edge_index(fn, ei, n_src, dlo, rank);
@@ -178,8 +181,8 @@ LocalGraph shard_graph_to_local(const GraphPartition& partition, const PairTenso
         fn, used.kept.to(at::kLong), *shard_info.src_nodes(), group, /*debug=*/false);
     out.x_src = halo_exchange(x.first, rows.info, group).index_select(0, rows.order);
     if (cond) {
-      out.cond = PairTensor{halo_exchange(cond->first, rows.info, group).index_select(0, rows.order),
-                            cond->second};
+      out.cond = PairTensor{
+          halo_exchange(cond->first, rows.info, group).index_select(0, rows.order), cond->second};
     }
     return out;
   }
