@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -207,29 +208,41 @@ int64_t lower_bound_impl(const T* v, int64_t stride, int64_t n, int64_t value) {
   return lo;
 }
 
+// The used-ids mark of edges [b, e): false if an id lies outside [0, n). Shared (other threads
+// mark too): many writers may store the same 1 into one byte, which an atomic store keeps
+// defined, and reading first keeps a hot cache line shared once it is set. Alone: a plain store
+// and no read (the read's branch mispredicts on every first visit, and the atomics reload the
+// loop's state from memory).
+template <bool Shared, typename T>
+bool mark_used(const T* v, int64_t stride, int64_t b, int64_t e, int64_t n, uint8_t* mask) {
+  bool ok = true;
+  for (int64_t i = b; i < e; ++i) {
+    const int64_t id = static_cast<int64_t>(v[i * stride]);
+    if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(n)) {
+      ok = false;
+    } else if (!Shared) {
+      mask[id] = 1;
+    } else if (!__atomic_load_n(&mask[id], __ATOMIC_RELAXED)) {
+      __atomic_store_n(&mask[id], uint8_t{1}, __ATOMIC_RELAXED);
+    }
+  }
+  return ok;
+}
+
 // Id: the new-id table's type (int32 where n allows: half the bytes for the relabelling pass's
-// random reads). The table is left uninitialised: only the kept ids' entries are written, and only
-// those are read.
+// random reads). The table is not zeroed: the fill writes every entry.
 template <typename T, typename Id>
 UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_t n,
                              const at::TensorOptions& options, const at::Tensor& into) {
   UsedIds out;
   std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
   std::atomic<bool> bad{false};
+  // Alone with one thread (the common case: one per rank), or with one chunk of edges.
+  const bool shared = at::get_num_threads() > 1 && n_edges > kGrain;
   at::parallel_for(0, n_edges, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t id = static_cast<int64_t>(v[i * stride]);
-      if (id < 0 || id >= n) {
-        bad.store(true, std::memory_order_relaxed);
-        continue;
-      }
-      // Many writers may store the same 1 into one byte: an atomic store keeps that defined.
-      // Reading first keeps the cache line shared when it is already set (threads writing one
-      // hot line would otherwise take turns owning it).
-      if (!__atomic_load_n(&mask[id], __ATOMIC_RELAXED)) {
-        __atomic_store_n(&mask[id], uint8_t{1}, __ATOMIC_RELAXED);
-      }
-    }
+    const bool ok = shared ? mark_used<true>(v, stride, b, e, n, mask.data())
+                           : mark_used<false>(v, stride, b, e, n, mask.data());
+    if (!ok) bad.store(true, std::memory_order_relaxed);
   });
   if (bad.load()) {
     out.in_range = false;
@@ -246,20 +259,30 @@ UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_
     }
   });
   for (int64_t c = 0; c < chunks; ++c) offset[c + 1] += offset[c];
-  out.kept = at::empty({offset[chunks]}, options);
-  T* kept = out.kept.data_ptr<T>();
+  // Branchless fill: every position writes its kept slot and its new id, and advances by its mask
+  // byte (the branch on the mask mispredicts about as often as it is taken). Chunk c fills from
+  // offset[c] + c, so its one slot past its end is its own; the chunks then close up.
+  const at::Tensor kept_slack = at::empty({offset[chunks] + chunks}, options);
+  T* kept = kept_slack.data_ptr<T>();
   const std::unique_ptr<Id[]> new_id(new Id[static_cast<size_t>(n)]);
   at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
+      T* slot = kept + c;
+      const uint8_t* m = mask.data();
+      Id* nid = new_id.get();
       int64_t next = offset[c];
       for (int64_t i = n * c / chunks, hi = n * (c + 1) / chunks; i < hi; ++i) {
-        if (mask[i]) {
-          kept[next] = static_cast<T>(i);
-          new_id[i] = static_cast<Id>(next++);
-        }
+        slot[next] = static_cast<T>(i);
+        nid[i] = static_cast<Id>(next);
+        next += m[i];
       }
     }
   });
+  for (int64_t c = 1; c < chunks; ++c) {
+    std::memmove(kept + offset[c], kept + offset[c] + c,
+                 static_cast<size_t>(offset[c + 1] - offset[c]) * sizeof(T));
+  }
+  out.kept = kept_slack.narrow(0, 0, offset[chunks]);
   out.relabelled = into.defined() ? into : at::empty({n_edges}, options);
   T* rel = out.relabelled.data_ptr<T>();
   at::parallel_for(0, n_edges, kGrain, [&](int64_t b, int64_t e) {
