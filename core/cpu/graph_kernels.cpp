@@ -292,6 +292,29 @@ UsedIds used_ids_kernel_impl(const T* v, int64_t stride, int64_t n_edges, int64_
   return out;
 }
 
+// OR of x | (n - 1 - x) over row[b, e), in unsigned arithmetic (wrapping, never overflowing):
+// the top bit is set iff some x lies outside [0, n), with no branch. Ids in [b, e) ∩ [lo, hi)
+// are also copied to out[i - lo].
+template <typename T>
+uint64_t check_and_copy(const T* row, int64_t stride, int64_t b, int64_t e, int64_t lo, int64_t hi,
+                        int64_t n, T* out) {
+  const uint64_t top = static_cast<uint64_t>(n) - 1;
+  uint64_t acc = 0;
+  auto bits = [top](T x) {
+    const uint64_t u = static_cast<uint64_t>(static_cast<int64_t>(x));
+    return u | (top - u);
+  };
+  const int64_t c0 = std::clamp(lo, b, e), c1 = std::clamp(hi, b, e);
+  for (int64_t i = b; i < c0; ++i) acc |= bits(row[i * stride]);
+  for (int64_t i = c0; i < c1; ++i) {
+    const T x = row[i * stride];
+    out[i - lo] = x;
+    acc |= bits(x);
+  }
+  for (int64_t i = c1; i < e; ++i) acc |= bits(row[i * stride]);
+  return acc;
+}
+
 std::string describe(const at::Tensor& t) {
   std::ostringstream os;
   os << t.scalar_type() << t.sizes() << " on " << t.device();
@@ -431,6 +454,36 @@ UsedIds used_ids(const at::Tensor& row, int64_t n, const at::Tensor& relabelled_
                                                      relabelled_into);
   });
   return out;
+}
+
+at::Tensor columns_if_in_range(const at::Tensor& ei, int64_t lo, int64_t hi, int64_t n_src,
+                               int64_t n_dst) {
+  constexpr const char* kernel = "cpu::columns_if_in_range";
+  if (!ei.defined() || !ei.device().is_cpu() || ei.dim() != 2 || ei.size(0) != 2 ||
+      (ei.scalar_type() != at::kInt && ei.scalar_type() != at::kLong)) {
+    precondition_failed(kernel, "ei", "a [2, E] int32/int64 CPU tensor",
+                        ei.defined() ? describe(ei) : "undefined");
+  }
+  check_count(kernel, "n_src", n_src);
+  check_count(kernel, "n_dst", n_dst);
+  if (lo < 0 || lo > hi || hi > ei.size(1)) {
+    precondition_failed(kernel, "[lo, hi)",
+                        "a range within [0, " + std::to_string(ei.size(1)) + "]",
+                        "[" + std::to_string(lo) + ", " + std::to_string(hi) + ")");
+  }
+  at::Tensor out = at::empty({2, hi - lo}, ei.options());
+  std::atomic<bool> bad{false};
+  AT_DISPATCH_INDEX_TYPES(ei.scalar_type(), "columns_if_in_range", [&] {
+    const index_t* v = ei.data_ptr<index_t>();
+    index_t* o = out.data_ptr<index_t>();
+    at::parallel_for(0, ei.size(1), kGrain, [&](int64_t b, int64_t e) {
+      const uint64_t acc = check_and_copy<index_t>(v, ei.stride(1), b, e, lo, hi, n_src, o) |
+                           check_and_copy<index_t>(v + ei.stride(0), ei.stride(1), b, e, lo, hi,
+                                                   n_dst, o + (hi - lo));
+      if (acc >> 63) bad.store(true, std::memory_order_relaxed);
+    });
+  });
+  return bad.load() ? at::Tensor() : out;
 }
 
 }  // namespace graphshard::cpu

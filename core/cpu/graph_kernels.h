@@ -53,6 +53,13 @@ at::Tensor counting_sort_perm(const at::Tensor& row, int64_t num_keys, int64_t b
 std::pair<at::Tensor, at::Tensor> counting_sort_edges(const at::Tensor& edge_index,
                                                       int64_t num_keys);
 
+// Columns [lo, hi) of the [2, E] int32/int64 CPU edge index `ei` (any strides), copied into a
+// new contiguous [2, hi - lo] tensor, in the same pass that checks every id of the whole index:
+// row 0 in [0, n_src), row 1 in [0, n_dst). Undefined when some id is out of range (the caller
+// reports it). Checks: the edge index, 0 <= lo <= hi <= E, counts >= 0 (always).
+at::Tensor columns_if_in_range(const at::Tensor& ei, int64_t lo, int64_t hi, int64_t n_src,
+                               int64_t n_dst);
+
 // For a non-decreasing row: offsets[j] = number of entries < bounds[j] (std::lower_bound), for
 // each bound. O(len(bounds) * log E). Checks: row non-decreasing when there are bounds (scan;
 // an unsorted row reads nothing out of bounds but gives meaningless offsets).

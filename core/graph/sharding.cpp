@@ -68,19 +68,37 @@ ShardedEdges shard_edges_1hop(const at::Tensor& edge_attr, const at::Tensor& edg
   check_count(fn, "src_size", src_size, rank);
   check_count(fn, "dst_size", dst_size, rank);
   check_rows(fn, "edge_attr", edge_attr, edge_index.size(1), rank);
+  const bool distributed = model_is_distributed(group);
+  // Sorted, distributed, on CPU and with no precondition scans (which would check the ids and the
+  // order first): this rank's edges, when a copy (a piece that is not contiguous), are copied in
+  // the pass that checks every id, so the whole index is read once, not twice.
+  std::vector<int64_t> sizes;
+  if (distributed && edges_are_dst_sorted && edge_index.device().is_cpu() &&
+      !cpu::scan_preconditions()) {
+    sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
+    const auto [lo, hi] = partition_range(sizes, rank);
+    if (!edge_index.narrow(1, lo, hi - lo).is_contiguous()) {
+      ShardedEdges out;
+      out.edge_index = cpu::columns_if_in_range(edge_index, lo, hi, src_size, dst_size);
+      // An id out of range: every rank holds the whole index, so every rank fails here.
+      if (!out.edge_index.defined()) detail::check_ids(fn, edge_index, src_size, dst_size, rank);
+      out.edge_attr = shard_tensor(edge_attr, 0, sizes, group);
+      out.edge_shard_sizes = std::move(sizes);
+      return out;
+    }
+  }
   detail::check_ids(fn, edge_index, src_size, dst_size, rank);
   if (edges_are_dst_sorted && debug_checks()) detail::check_sorted(fn, edge_index, rank);
-  if (!model_is_distributed(group)) return {edge_attr, edge_index, std::nullopt};
+  if (!distributed) return {edge_attr, edge_index, std::nullopt};
 
-  std::vector<int64_t> sizes;
   at::Tensor ei = edge_index, ea = edge_attr;
-  if (edges_are_dst_sorted) {
-    sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
-  } else {
+  if (!edges_are_dst_sorted) {
     const at::Tensor perm =
         detail::stable_sort_perm(edge_index.select(0, 1), dst_size, world, &sizes);
     ei = edge_index.index_select(1, perm);
     ea = edge_attr.index_select(0, perm);
+  } else if (sizes.empty()) {  // not computed above
+    sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
   }
   ShardedEdges out;
   out.edge_index = shard_tensor(ei, 1, sizes, group);

@@ -4,9 +4,11 @@
 // O(1) checks hold always; the O(E) scans (ids in range, sortedness) in checked mode or under
 // debug checks. Each test calls a kernel directly with one inconsistency.
 #include <functional>
+#include <limits>
 #include <string>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "cpu/graph_kernels.h"
@@ -209,6 +211,37 @@ TEST_F(CheckedKernels, UsedIdsWritesTheRelabelledRowWhereItIsAsked) {
   EXPECT_TRUE(at::equal(u.kept, ids({2, 5, 7})));
   EXPECT_TRUE(at::equal(local, at::tensor({2, 0, 2, 1, -1, -1, -1, -1}, at::kLong).view({2, 4})));
   EXPECT_EQ(u.relabelled.data_ptr(), local.data_ptr());
+}
+
+TEST_F(CheckedKernels, ColumnsIfInRangeCopiesItsColumnsAndChecksEveryId) {
+  const at::Tensor ei = edges({0, 3, 1, 2}, {0, 1, 1, 2});
+  const at::Tensor cols = cpu::columns_if_in_range(ei, 1, 3, 4, 3);
+  EXPECT_TRUE(cols.is_contiguous());
+  EXPECT_TRUE(at::equal(cols, ei.narrow(1, 1, 2)));
+  EXPECT_TRUE(at::equal(cpu::columns_if_in_range(ei.to(at::kInt), 1, 3, 4, 3), cols.to(at::kInt)));
+  EXPECT_EQ(cpu::columns_if_in_range(ei, 2, 2, 4, 3).sizes(), (std::vector<int64_t>{2, 0}));
+  // An id out of range outside the copied columns too, in either row, at either end.
+  constexpr int64_t lo = std::numeric_limits<int64_t>::min(),
+                    hi = std::numeric_limits<int64_t>::max();
+  for (const at::Tensor& bad :
+       {edges({4, 3, 1, 2}, {0, 1, 1, 2}), edges({0, 3, 1, 2}, {0, 1, 1, 3}),
+        edges({0, -1, 1, 2}, {0, 1, 1, 2}), edges({lo, 3, 1, 2}, {0, 1, 1, 2}),
+        edges({0, 3, 1, 2}, {0, 1, 1, hi})}) {
+    EXPECT_FALSE(cpu::columns_if_in_range(bad, 1, 3, 4, 3).defined()) << bad;
+  }
+  EXPECT_FALSE(cpu::columns_if_in_range(ei, 0, 0, 0, 3).defined());  // no valid source id
+  // Several chunks (two threads): the same columns, and a bad id in the last chunk is found.
+  const int saved = at::get_num_threads();
+  at::set_num_threads(2);
+  const at::Tensor big = at::randint(0, 1000, {2, 100000}, at::kLong);
+  EXPECT_TRUE(at::equal(cpu::columns_if_in_range(big, 30000, 70000, 1000, 1000),
+                        big.narrow(1, 30000, 40000)));
+  big[1][99999] = 1000;
+  EXPECT_FALSE(cpu::columns_if_in_range(big, 30000, 70000, 1000, 1000).defined());
+  at::set_num_threads(saved);
+  expect_value_error([&] { cpu::columns_if_in_range(ei, 3, 1, 4, 3); },
+                     "graphshard::cpu::columns_if_in_range: [lo, hi): expected a range within "
+                     "[0, 4], got [3, 1)");
 }
 
 TEST_F(CheckedKernels, ConsistentInputsAtTheBoundsPass) {
