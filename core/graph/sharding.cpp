@@ -91,18 +91,28 @@ ShardedEdges shard_edges_1hop(const at::Tensor& edge_attr, const at::Tensor& edg
   if (edges_are_dst_sorted && debug_checks()) detail::check_sorted(fn, edge_index, rank);
   if (!distributed) return {edge_attr, edge_index, std::nullopt};
 
-  at::Tensor ei = edge_index, ea = edge_attr;
+  ShardedEdges out;
   if (!edges_are_dst_sorted) {
     const at::Tensor perm =
         detail::stable_sort_perm(edge_index.select(0, 1), dst_size, world, &sizes);
-    ei = edge_index.index_select(1, perm);
-    ea = edge_attr.index_select(0, perm);
-  } else if (sizes.empty()) {  // not computed above
-    sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
+    // The ids (no gradient): only this rank's block is gathered, row by row (a 1-D gather each,
+    // not a gather of whole columns of the whole index). edge_attr is regrouped whole and sharded,
+    // so that its gradient is gathered back to every rank as shard_tensor's backward does.
+    const auto [lo, hi] = partition_range(sizes, rank);
+    const at::Tensor mine = perm.narrow(0, lo, hi - lo);
+    out.edge_index = at::empty({2, hi - lo}, edge_index.options());
+    for (int64_t row = 0; row < 2; ++row) {
+      at::Tensor dst = out.edge_index.select(0, row);
+      at::index_select_out(dst, edge_index.select(0, row), 0, mine);
+    }
+    out.edge_attr = shard_tensor(edge_attr.index_select(0, perm), 0, sizes, group);
+  } else {
+    if (sizes.empty()) {  // not computed above
+      sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
+    }
+    out.edge_index = shard_tensor(edge_index, 1, sizes, group);
+    out.edge_attr = shard_tensor(edge_attr, 0, sizes, group);
   }
-  ShardedEdges out;
-  out.edge_index = shard_tensor(ei, 1, sizes, group);
-  out.edge_attr = shard_tensor(ea, 0, sizes, group);
   out.edge_shard_sizes = std::move(sizes);
   return out;
 }
