@@ -73,21 +73,17 @@ ShardedEdges shard_edges_1hop(const at::Tensor& edge_attr, const at::Tensor& edg
   // order first): this rank's edges, when a copy (a piece that is not contiguous), are copied in
   // the pass that checks every id, so the whole index is read once, not twice.
   std::vector<int64_t> sizes;
+  at::Tensor copied;  // this rank's edges, defined when that pass found every id in range
   if (distributed && edges_are_dst_sorted && edge_index.device().is_cpu() &&
       !cpu::scan_preconditions()) {
     sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
     const auto [lo, hi] = partition_range(sizes, rank);
     if (!edge_index.narrow(1, lo, hi - lo).is_contiguous()) {
-      ShardedEdges out;
-      out.edge_index = cpu::columns_if_in_range(edge_index, lo, hi, src_size, dst_size);
-      // An id out of range: every rank holds the whole index, so every rank fails here.
-      if (!out.edge_index.defined()) detail::check_ids(fn, edge_index, src_size, dst_size, rank);
-      out.edge_attr = shard_tensor(edge_attr, 0, sizes, group);
-      out.edge_shard_sizes = std::move(sizes);
-      return out;
+      copied = cpu::columns_if_in_range(edge_index, lo, hi, src_size, dst_size);
     }
   }
-  detail::check_ids(fn, edge_index, src_size, dst_size, rank);
+  // Every rank holds the whole index: an id out of range fails every rank here.
+  if (!copied.defined()) detail::check_ids(fn, edge_index, src_size, dst_size, rank);
   if (edges_are_dst_sorted && debug_checks()) detail::check_sorted(fn, edge_index, rank);
   if (!distributed) return {edge_attr, edge_index, std::nullopt};
 
@@ -110,7 +106,7 @@ ShardedEdges shard_edges_1hop(const at::Tensor& edge_attr, const at::Tensor& edg
     if (sizes.empty()) {  // not computed above
       sizes = detail::sorted_edge_splits(edge_index, balanced_sizes(dst_size, world));
     }
-    out.edge_index = shard_tensor(edge_index, 1, sizes, group);
+    out.edge_index = copied.defined() ? copied : shard_tensor(edge_index, 1, sizes, group);
     out.edge_attr = shard_tensor(edge_attr, 0, sizes, group);
   }
   out.edge_shard_sizes = std::move(sizes);
