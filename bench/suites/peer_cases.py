@@ -20,13 +20,15 @@ Floor rows (role ``floor``, timing only, nothing compared): where graphshard is 
 anemoi's time, the least that graphshard's contract leaves to do, done by torch.distributed's own
 Gloo collectives on the same group: a reduce-scatter of the reduced tensor (the all-to-all of its
 even dim-0 pieces and their sum into a fresh output) for reduce_shard_tensor's forward and
-sync_tensor's backward; an even all-gather (``all_gather_into_tensor``) of the sources into a
-fresh output for shard_graph_to_local's forward; for its backward the reduce-scatter of the
-sources' gradient and the all-gathers of the gradients of x_dst and edge_attr (given whole, taken
-sharded: both sides gather their gradients). The same bytes in even dim-0 pieces: a lower bound on the slowest rank's share for
-uneven pieces and other dims too. floor / anemoi > 0.5 shows the 0.5 target out of reach for that
-transport on that machine. (No floor for an uneven gather_tensor: Gloo's own all-gather of the
-same bytes takes longer than graphshard's, so it bounds nothing.)
+sync_tensor's backward; an even all-gather (``all_gather_into_tensor``) of the sources into a fresh
+output for shard_graph_to_local's forward; for its backward the reduce-scatter of the sources'
+gradient and the all-gathers of the gradients of x_dst and edge_attr (given whole, taken sharded:
+both sides gather their gradients). The same bytes in even dim-0 pieces: a lower bound on the
+slowest rank's share for uneven pieces and other dims too. For an uneven gather_tensor (whose pieces
+Gloo's own all-gather pads to the largest, taking longer than graphshard): the pieces sent straight
+to every peer with ``isend``/``irecv`` into a fresh output, the own piece copied in, the row's bytes
+per rank cut along dim 0. floor / anemoi > 0.5 shows the 0.5 target out of reach for that transport
+on that machine.
 
 Graph rows: E edges, n_dst = E / 8, n_src = E / 2 (so about e^-2 of the sources unconnected),
 ids drawn uniformly, four float32 features per node and edge, the same on every rank.
@@ -180,6 +182,33 @@ def all_gather_floor(rows, cols, seed, w, group):
     return (lambda: x().clone()), run
 
 
+def gather_floor(sizes, cols, seed, r, w, group):
+    """An uneven all-gather at its least: this rank's [sizes[r], cols] float32 piece sent straight
+    to every peer and each peer's piece received straight into its place in a fresh
+    [sum(sizes), cols] output (``isend``/``irecv``, peers in anemoi's linear-shift order), the own
+    piece copied in while the transport moves the rest. (Gloo's own all-gather takes longer than
+    graphshard's here: it pads every piece to the largest.)"""
+    import torch.distributed as dist
+
+    x = lazy(lambda: _randn(seed + r, sizes[r], cols))
+    off = [sum(sizes[:q]) for q in range(w)]
+
+    def run(t):
+        out = torch.empty(sum(sizes), cols)
+        reqs = []
+        for i in range(w):
+            q = (i - r) % w
+            if q != r:
+                reqs.append(dist.irecv(out.narrow(0, off[q], sizes[q]), group_src=q, group=group))
+                reqs.append(dist.isend(t, group_dst=q, group=group))
+        out.narrow(0, off[r], sizes[r]).copy_(t)
+        for req in reqs:
+            req.wait()
+        return out
+
+    return (lambda: x().clone()), run
+
+
 def graph_backward_floor(nodes, e, seed, w, group):
     """shard_graph_to_local's backward at its least: the reduce-scatter of the sources' gradient
     (reduce_scatter_floor) and the all-gathers of the gradients of the destinations and the edge
@@ -262,6 +291,8 @@ def primitive_cases(fn, nbytes, dim, is_uneven, w, r, group, calls=None):
         out[0].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
     if fn == "sync_tensor":
         out[1].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
+    if fn == "gather_tensor" and is_uneven:  # the same bytes per rank, cut along dim 0
+        out[0].floor = gather_floor(cut, WIDTH, seed + 2, r, w, g)
     return out
 
 
