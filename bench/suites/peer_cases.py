@@ -191,7 +191,6 @@ def gather_floor(sizes, cols, seed, r, w, group):
     import torch.distributed as dist
 
     x = lazy(lambda: _randn(seed + r, sizes[r], cols))
-    off = [sum(sizes[:q]) for q in range(w)]
 
     def run(t):
         out = torch.empty(sum(sizes), cols)
@@ -199,9 +198,9 @@ def gather_floor(sizes, cols, seed, r, w, group):
         for i in range(w):
             q = (i - r) % w
             if q != r:
-                reqs.append(dist.irecv(out.narrow(0, off[q], sizes[q]), group_src=q, group=group))
+                reqs.append(dist.irecv(_piece(out, 0, sizes, q), group_src=q, group=group))
                 reqs.append(dist.isend(t, group_dst=q, group=group))
-        out.narrow(0, off[r], sizes[r]).copy_(t)
+        _piece(out, 0, sizes, r).copy_(t)
         for req in reqs:
             req.wait()
         return out
