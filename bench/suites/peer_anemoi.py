@@ -10,9 +10,9 @@ the graph functions of ``khop_edges``. Run as W ranks:
 
 Rows (peer_cases.py): the primitives on float32 full tensors of each --sizes bytes, dims 0 and 1,
 balanced and uneven pieces (" uneven" in the function name), forward and " backward"; the graph
-functions at each --edges count; where a row is held to half of anemoi's time, a ``floor`` role
-too (the least its contract leaves to do, by torch.distributed's own collective: peer_cases.py),
-timed in turn with the others. Roles ``graphshard`` and ``anemoi``, engine ``py-gloo`` (both
+functions at each --edges count; where a row is held to half of anemoi's time, and for
+reduce_tensor, a ``floor`` role too (the least its contract leaves to do, by torch.distributed's
+own collective: peer_cases.py), timed in turn with the others. Roles ``graphshard`` and ``anemoi``, engine ``py-gloo`` (both
 called through Python on a torch.distributed Gloo group: a distinct engine, so these rows never
 pair with the C++ suites' ``gloo`` rows of the same function and payload).
 
