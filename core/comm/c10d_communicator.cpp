@@ -115,7 +115,8 @@ class C10dCommunicator : public Communicator {
       do_all_reduce_sum(recv);
     } else if (size() == 1) {
       if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
-    } else if (send.numel() * send.element_size() <= kLatencyBoundBytes) {
+    } else if (send.numel() * send.element_size() <=
+               (size() == 2 ? kTwoRanksOneExchangeBytes : kLatencyBoundBytes)) {
       all_reduce_one_exchange(send, recv);
     } else {
       all_reduce_pipelined(send, recv);
@@ -279,6 +280,12 @@ class C10dCommunicator : public Communicator {
     });
   }
 
+  // Two ranks: the one exchange below moves the bytes of the pipelined path (the whole buffer
+  // each way) in one round instead of two, each rank adding all of it instead of half. Measured
+  // (peer suite, reduce_tensor, W = 2): 1 MiB 2.6 -> 1.9 ms, 4 MiB level, 16 MiB 14 -> 17 ms
+  // (the sums no longer overlap the transfers).
+  static constexpr int64_t kTwoRanksOneExchangeBytes = 1 << 20;
+
   // A latency-bound buffer in one exchange instead of two: every rank receives every rank's
   // buffer and adds them itself in rank order, ((x0 + x1) + x2) + ..., the order of the owners'
   // sums on the pipelined path, so the bits are the same on every rank and on either path.
@@ -314,7 +321,9 @@ class C10dCommunicator : public Communicator {
     const int64_t n = counts[r];
     const at::Tensor staging = scratch(kEngine, n * w, send.options());
     const auto sub_r = offsets_of(balanced_sizes(n, k));
-    auto from = [&](int q, int j) { return staging.narrow(0, q * n + sub_r[j], sub_r[j + 1] - sub_r[j]); };
+    auto from = [&](int q, int j) {
+      return staging.narrow(0, q * n + sub_r[j], sub_r[j + 1] - sub_r[j]);
+    };
     // In place, the own piece is read after recv's piece r has been written: keep a copy.
     const bool in_place = send.data_ptr() == recv.data_ptr();
     if (in_place) staging.narrow(0, r * n, n).copy_(send.narrow(0, off[r], n));
