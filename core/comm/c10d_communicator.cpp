@@ -96,31 +96,40 @@ class C10dCommunicator : public Communicator {
 
   void do_all_reduce_sum(const at::Tensor& buffer) override {
     if (!direct()) {
-      guarded("all_reduce_sum", {}, [&] {
-        std::vector<at::Tensor> t{held(buffer)};
-        c10d::AllreduceOptions opts;
-        opts.reduceOp = c10d::ReduceOp::SUM;
-        wait(backend("all_reduce_sum")->allreduce(t, opts));
-      });
+      native_all_reduce(buffer, {});
       return;
     }
     do_all_reduce_sum_into(buffer, buffer);
   }
 
   // Direct messages: each element summed once, by its owner, in rank order, so every rank ends
-  // bitwise equal (on either path below), and a lost peer is named.
+  // bitwise equal (on either path below), and a lost peer is named. Two ranks, past the
+  // latency-bound size: Gloo's own ring on recv (a copy of send unless in place). There the
+  // ring's sum is the rank-order one (x0 + x1 and x1 + x0 are the same bits), every rank gets
+  // the bits of the one rank that added each element, and the peer of a failure is the only one.
+  // Measured (peer suite, reduce_tensor, W = 2, graphshard / anemoi, two runs each): 1-4 MiB
+  // 0.65-1.05 against 1.06-1.68 on the pipelined path, 16 MiB 1.01-1.02 against 1.09-1.24.
   void do_all_reduce_sum_into(const at::Tensor& send, const at::Tensor& recv) override {
-    if (!direct()) {  // Gloo's own all-reduce works in place
+    const bool latency_bound = send.numel() * send.element_size() <= kLatencyBoundBytes;
+    if (!direct() || size() == 1 || (size() == 2 && !latency_bound)) {
       if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
-      do_all_reduce_sum(recv);
-    } else if (size() == 1) {
-      if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
-    } else if (send.numel() * send.element_size() <=
-               (size() == 2 ? kTwoRanksOneExchangeBytes : kLatencyBoundBytes)) {
+      if (size() == 1) return;
+      native_all_reduce(recv, direct() ? std::vector<int>{1 - rank()} : std::vector<int>{});
+    } else if (latency_bound) {
       all_reduce_one_exchange(send, recv);
     } else {
       all_reduce_pipelined(send, recv);
     }
+  }
+
+  // Gloo's own all-reduce, in place; `lost` the peer a failure is blamed on, when known.
+  void native_all_reduce(const at::Tensor& buffer, const std::vector<int>& lost) {
+    guarded("all_reduce_sum", lost, [&] {
+      std::vector<at::Tensor> t{held(buffer)};
+      c10d::AllreduceOptions opts;
+      opts.reduceOp = c10d::ReduceOp::SUM;
+      wait(backend("all_reduce_sum")->allreduce(t, opts));
+    });
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
@@ -279,12 +288,6 @@ class C10dCommunicator : public Communicator {
           .copy_(send.narrow(0, send_off[r], send_counts[r]));
     });
   }
-
-  // Two ranks: the one exchange below moves the bytes of the pipelined path (the whole buffer
-  // each way) in one round instead of two, each rank adding all of it instead of half. Measured
-  // (peer suite, reduce_tensor, W = 2): 1 MiB 2.6 -> 1.9 ms, 4 MiB level, 16 MiB 14 -> 17 ms
-  // (the sums no longer overlap the transfers).
-  static constexpr int64_t kTwoRanksOneExchangeBytes = 1 << 20;
 
   // A latency-bound buffer in one exchange instead of two: every rank receives every rank's
   // buffer and adds them itself in rank order, ((x0 + x1) + x2) + ..., the order of the owners'

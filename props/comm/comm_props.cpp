@@ -211,9 +211,9 @@ void reduce_scatter_v_order_body(const CommPtr& comm, const OrderCase& c) {
                                    " on rank " + std::to_string(r));
 }
 
-// Buffers past Communicator::kLatencyBoundBytes (past 1 MiB on two ranks) take another path on
-// Gloo (pieces pipelined in chunks of 1 MiB, summed by their owners as they arrive), in place and
-// out of place.
+// Buffers past Communicator::kLatencyBoundBytes take another path on Gloo (pieces pipelined in
+// chunks of 1 MiB, summed by their owners as they arrive; on two ranks Gloo's own ring), in place
+// and out of place.
 struct LargeCase {
   DType dtype;
   int64_t n = 0;
