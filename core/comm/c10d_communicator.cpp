@@ -160,7 +160,8 @@ class C10dCommunicator : public Communicator {
     at::Tensor data;
   };
 
-  // Gloo: direct messages for every collective. Its ring all-gather measured 2x slower on
+  // Gloo: direct messages for every collective (but the all-reduce of a large buffer on two
+  // ranks: do_all_reduce_sum_into). Its ring all-gather measured 2x slower on
   // loopback than direct messages (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), and a
   // wait on one peer's message names the peer that failed. NCCL keeps its native collectives.
   // GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own (to compare them in one run).
