@@ -114,7 +114,7 @@ class C10dCommunicator : public Communicator {
     if (!direct() || size() == 1 || (size() == 2 && !latency_bound)) {
       if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
       if (size() == 1) return;
-      native_all_reduce(recv, direct() ? std::vector<int>{1 - rank()} : std::vector<int>{});
+      native_all_reduce(recv, size() == 2 ? std::vector<int>{1 - rank()} : std::vector<int>{});
     } else if (latency_bound) {
       all_reduce_one_exchange(send, recv);
     } else {
@@ -160,9 +160,9 @@ class C10dCommunicator : public Communicator {
     at::Tensor data;
   };
 
-  // Gloo: direct messages for every collective (but the all-reduce of a large buffer on two
-  // ranks: do_all_reduce_sum_into). Its ring all-gather measured 2x slower on
-  // loopback than direct messages (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), and a
+  // Gloo: direct messages for every collective but the all-reduce of a large buffer on two
+  // ranks (do_all_reduce_sum_into). Its ring all-gather measured 2x slower on loopback than
+  // direct messages (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), and a
   // wait on one peer's message names the peer that failed. NCCL keeps its native collectives.
   // GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own (to compare them in one run).
   bool direct() const { return direct_; }
