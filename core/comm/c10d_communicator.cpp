@@ -74,6 +74,44 @@ class C10dCommunicator : public Communicator {
 
   void wait(const WorkPtr& work) { work->wait(timeout_); }
 
+  // One of Gloo's own collectives, `start` posting it on the backend given. Those name no peer
+  // when they fail: then find_lost_peer does, with the grace time kept off the collective's
+  // own wait so that the whole still fails within the timeout.
+  template <typename Start>
+  void native(const std::string& op, Start&& start) {
+    const int probe_tag = next_tags(1);  // every rank reserves it, so the tags stay in step
+    const auto grace = probe_grace();
+    std::exception_ptr failure;
+    try {
+      start(backend(op))->wait(timeout_ - grace);
+    } catch (const CommError&) {
+      throw;  // the group was destroyed: no peer to find
+    } catch (const std::exception&) {
+      failure = std::current_exception();
+    }
+    if (!failure) return;
+    try {
+      find_lost_peer(op, probe_tag, grace);
+    } catch (const CommError& e) {  // the probe's error, and what Gloo's collective said
+      std::string said;
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& f) {
+        said = f.what();
+      }
+      const std::string msg = std::string(e.what()) + " (found by a probe after Gloo's own " + op +
+                              " failed: " + said.substr(0, said.find("\nException raised from")) +
+                              ")";
+      if (dynamic_cast<const CommTimeout*>(&e)) throw CommTimeout(e.op(), e.rank(), e.peers(), msg);
+      throw CommError(e.op(), e.rank(), e.peers(), msg);
+    }
+    guarded(op, {}, [&] { std::rethrow_exception(failure); });  // every peer answered
+  }
+
+  std::chrono::milliseconds probe_grace() const {
+    return std::min(timeout_ / 4, std::chrono::milliseconds(1000));
+  }
+
   // The tensor a Work is handed: an alias (same storage, a TensorImpl of its own). c10d may keep
   // a Work, and the tensors in it, past our wait (a Gloo barrier holds the works in flight when
   // it was posted, and its worker thread drops them later). The caller's tensor may be one that
@@ -85,9 +123,9 @@ class C10dCommunicator : public Communicator {
   void do_all_gather_v(const at::Tensor& send, const at::Tensor& recv,
                        const std::vector<int64_t>& counts, OwnPiece own) override {
     if (!direct() && detail::all_equal(counts)) {
-      guarded("all_gather_v", {}, [&] {
+      native("all_gather_v", [&](const auto& b) {
         at::Tensor out = held(recv), in = held(send);
-        wait(backend("all_gather_v")->_allgather_base(out, in));
+        return b->_allgather_base(out, in);
       });
       return;
     }
@@ -96,7 +134,7 @@ class C10dCommunicator : public Communicator {
 
   void do_all_reduce_sum(const at::Tensor& buffer) override {
     if (!direct()) {
-      native_all_reduce(buffer, {});
+      native_all_reduce(buffer);
       return;
     }
     do_all_reduce_sum_into(buffer, buffer);
@@ -114,7 +152,7 @@ class C10dCommunicator : public Communicator {
     if (!direct() || size() == 1 || (size() == 2 && !latency_bound)) {
       if (send.data_ptr() != recv.data_ptr()) recv.copy_(send);
       if (size() == 1) return;
-      native_all_reduce(recv, size() == 2 ? std::vector<int>{1 - rank()} : std::vector<int>{});
+      native_all_reduce(recv);
     } else if (latency_bound) {
       all_reduce_one_exchange(send, recv);
     } else {
@@ -122,26 +160,26 @@ class C10dCommunicator : public Communicator {
     }
   }
 
-  // Gloo's own all-reduce, in place; `lost` the peer a failure is blamed on, when known.
-  void native_all_reduce(const at::Tensor& buffer, const std::vector<int>& lost) {
-    guarded("all_reduce_sum", lost, [&] {
+  // Gloo's own all-reduce, in place.
+  void native_all_reduce(const at::Tensor& buffer) {
+    native("all_reduce_sum", [&](const auto& b) {
       std::vector<at::Tensor> t{held(buffer)};
       c10d::AllreduceOptions opts;
       opts.reduceOp = c10d::ReduceOp::SUM;
-      wait(backend("all_reduce_sum")->allreduce(t, opts));
+      return b->allreduce(t, opts);
     });
   }
 
   void do_reduce_scatter_v(const at::Tensor& send, const at::Tensor& recv,
                            const std::vector<int64_t>& counts, const at::Tensor& own) override {
     if (!direct() && detail::all_equal(counts)) {
-      guarded("reduce_scatter_v", {}, [&] {
-        if (own.defined()) {  // the native collective reads every piece from send
-          const int64_t n = counts[rank()];
-          send.narrow(0, rank() * n, n).view(own.sizes()).copy_(own);
-        }
+      if (own.defined()) {  // the native collective reads every piece from send
+        const int64_t n = counts[rank()];
+        send.narrow(0, rank() * n, n).view(own.sizes()).copy_(own);
+      }
+      native("reduce_scatter_v", [&](const auto& b) {
         at::Tensor out = held(recv), in = held(send);
-        wait(backend("reduce_scatter_v")->_reduce_scatter_base(out, in));
+        return b->_reduce_scatter_base(out, in);
       });
       return;
     }
@@ -160,11 +198,15 @@ class C10dCommunicator : public Communicator {
     at::Tensor data;
   };
 
-  // Gloo: direct messages for every collective but the all-reduce of a large buffer on two
-  // ranks (do_all_reduce_sum_into). Its ring all-gather measured 2x slower on loopback than
-  // direct messages (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms), and a
-  // wait on one peer's message names the peer that failed. NCCL keeps its native collectives.
-  // GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own (to compare them in one run).
+  // Gloo: direct messages for every collective but two, which take Gloo's own: the all-reduce
+  // of a large buffer on two ranks (do_all_reduce_sum_into) and the all-to-all on three ranks
+  // or more (all_to_all). Gloo's ring all-gather measured 2x slower on loopback than direct
+  // messages (64 MiB, W=2: 78 ms vs 34 ms; W=4: 138 ms vs 63 ms). Its all-to-all moves the
+  // bytes of the direct messages, but at W=4 on 2 cores took half their time (64 KiB, 200 calls
+  // back to back: 1.2 vs 2.5 ms per call); at W=2 the direct messages are the faster (0.25-0.38
+  // vs 0.47 ms). Either way a failure names the peer (find_lost_peer after Gloo's own).
+  // NCCL keeps its native collectives. GRAPHSHARD_GLOO_COLLECTIVES=native selects Gloo's own
+  // for every collective it has for the case (to compare them in one run).
   bool direct() const { return direct_; }
 
   // A collective's transfers, posted one at a time (so that a post to a peer already gone names
@@ -190,16 +232,26 @@ class C10dCommunicator : public Communicator {
     // The transfer's index for wait(), -1 for an empty one.
     int recv(int peer, const at::Tensor& data, int tag) { return post(peer, data, tag, false); }
     int send(int peer, const at::Tensor& data, int tag) { return post(peer, data, tag, true); }
-    void wait(int i) {
-      if (i < 0 || items_[i].done) return;
-      c_.guarded(op_, {items_[i].peer}, [&] { c_.wait(items_[i].work); });
-      items_[i].done = true;
-    }
+    void wait(int i) { wait(i, c_.timeout_); }
     void wait_all() {
       for (size_t i = 0; i < items_.size(); ++i) wait(static_cast<int>(i));
     }
+    // Every transfer, all of them within `budget` from now.
+    void wait_all(std::chrono::milliseconds budget) {
+      const auto deadline = std::chrono::steady_clock::now() + budget;
+      for (size_t i = 0; i < items_.size(); ++i) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        wait(static_cast<int>(i), std::max(left, std::chrono::milliseconds(1)));
+      }
+    }
 
    private:
+    void wait(int i, std::chrono::milliseconds timeout) {
+      if (i < 0 || items_[i].done) return;
+      c_.guarded(op_, {items_[i].peer}, [&] { items_[i].work->wait(timeout); });
+      items_[i].done = true;
+    }
     int post(int peer, const at::Tensor& data, int tag, bool is_send) {
       if (data.numel() == 0) return -1;
       c_.guarded(op_, {peer}, [&] {
@@ -225,6 +277,25 @@ class C10dCommunicator : public Communicator {
     const int tag = static_cast<int>(next_tag_ & 0x3fffffff);
     next_tag_ += static_cast<uint64_t>(n);
     return tag;
+  }
+
+  // A collective that names no peer (native) failed here. A lost peer fails every survivor of
+  // those collectives (each waits on data that passes through every rank), so every survivor
+  // comes here: each sends a probe to every peer and waits for every peer's, all within
+  // `grace`. The post to a peer whose connection is gone fails at once, a peer that stalled
+  // never answers; either raises the CommError that names the peer (the blame as for any
+  // direct transfer). Returns when every peer answered.
+  void find_lost_peer(const std::string& op, int tag, std::chrono::milliseconds grace) {
+    const int w = size(), r = rank();
+    const at::Tensor mine = at::zeros({1}, at::kFloat), theirs = at::empty({w}, at::kFloat);
+    Posted posted(*this, op);
+    for (int q = 0; q < w; ++q) {
+      if (q != r) posted.recv(q, theirs.narrow(0, q, 1), tag);
+    }
+    for (int q = 0; q < w; ++q) {
+      if (q != r) posted.send(q, mine, tag);
+    }
+    posted.wait_all(grace);
   }
 
   // Posts every receive and send of one collective (one tag), runs `local` (this rank's own
@@ -268,11 +339,11 @@ class C10dCommunicator : public Communicator {
                   const std::vector<int64_t>& send_counts, const at::Tensor& recv,
                   const std::vector<int64_t>& recv_counts, OwnPiece own) {
     const int w = size(), r = rank();
-    if (!direct()) {
-      guarded(op, {}, [&] {
+    if (!direct() || w >= 3) {
+      native(op, [&](const auto& b) {
         at::Tensor out = held(recv), in = held(send);
         std::vector<int64_t> oc = recv_counts, ic = send_counts;
-        wait(backend(op)->alltoall_base(out, in, oc, ic));
+        return b->alltoall_base(out, in, oc, ic);
       });
       return;
     }
@@ -387,7 +458,7 @@ class C10dCommunicator : public Communicator {
 
  public:
   void do_barrier() override {
-    guarded("barrier", {}, [&] { wait(backend("barrier")->barrier()); });
+    native("barrier", [](const auto& b) { return b->barrier(); });
   }
 
  private:
