@@ -30,9 +30,9 @@
 //    p's post and, if p posted one, blames what p blamed (transitively);
 //  - without a store, or where the store is gone (rank 0, its host, died), or NCCL: the peer
 //    the failing transfer was with.
-// When nothing names a peer (Gloo's own collectives, GRAPHSHARD_GLOO_COLLECTIVES=native, say
-// nothing of their peers, and no rank posted a blame), peers() is empty and the message says
-// "peer unknown". A rank that times out waiting on a peer that is itself still waiting on
+// Gloo's own collectives name no peer: after one fails, each survivor probes its peers (one whose
+// connection is gone, or that never answers, is lost). When nothing names a peer, peers() is
+// empty ("peer unknown"). A rank that times out on a peer that is itself still waiting on
 // another (a chain of waits) blames the peer it waited on unless that peer posted first.
 #pragma once
 
