@@ -33,23 +33,19 @@ void C10dCommunicator::native(const std::string& op,
   const int probe_tag = next_tags(1);  // every rank reserves it, so the tags stay in step
   const auto grace = probe_grace();
   std::exception_ptr failure;
+  std::string said;  // what Gloo's collective said, kept for the probe's error
   try {
     start(backend(op))->wait(timeout_ - grace);
   } catch (const CommError&) {
     throw;  // the group was destroyed: no peer to find
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
     failure = std::current_exception();
+    said = e.what();
   }
   if (!failure) return;
   try {
     find_lost_peer(op, probe_tag, grace);
-  } catch (const CommError& e) {  // the probe's error, and what Gloo's collective said
-    std::string said;
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& f) {
-      said = f.what();
-    }
+  } catch (const CommError& e) {
     const std::string msg = std::string(e.what()) + " (found by a probe after Gloo's own " + op +
                             " failed: " + said.substr(0, said.find("\nException raised from")) +
                             ")";
