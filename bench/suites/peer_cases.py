@@ -30,7 +30,8 @@ to every peer with ``isend``/``irecv`` into a fresh output, the own piece copied
 per rank cut along dim 0. floor / anemoi > 0.5 shows the 0.5 target out of reach for that transport
 on that machine. reduce_tensor's forward (held to anemoi's time) has one too: anemoi's own
 in-place ``all_reduce`` on a fresh copy of the input, all that SPEC §5 (a new tensor, the input
-untouched) leaves of it; floor / anemoi > 1.0 shows that target out of reach.
+untouched) leaves of it; floor / anemoi > 1.0 shows that target out of reach. So has its backward
+(the identity on both sides): anemoi's backward after that forward, as its row times it.
 
 Graph rows: E edges, n_dst = E / 8, n_src = E / 2 (so about e^-2 of the sources unconnected),
 ids drawn uniformly, four float32 features per node and edge, the same on every rank.
@@ -200,6 +201,40 @@ def reduce_floor(shape, seed, r, group):
     return (lambda: x().clone()), run
 
 
+def reduce_backward_floor(shape, seed, grad_seed, r, group):
+    """reduce_tensor's backward (the identity) at its least under SPEC §5: anemoi's own backward
+    (a Python autograd Function that returns the incoming gradient) after the forward of
+    reduce_floor (a fresh tensor reduced in place: its input untouched), timed as the backward
+    rows are (``torch.autograd.grad`` on a fresh graph with a fresh upstream gradient). anemoi's
+    forward returns its input, reduced in place, so its backward follows a forward that wrote no
+    new tensor: floor / anemoi > 1.0 shows what the new tensor alone costs the backward."""
+    import torch.distributed as dist
+
+    class FreshReduce(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, input_, mgroup):
+            out = input_.clone()
+            dist.all_reduce(out, group=mgroup)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return grad_output, None
+
+    x = lazy(lambda: _randn(seed + r, *shape))
+    grad = lazy(lambda: _randn(grad_seed, *shape))  # replicated, as the rows' upstream
+
+    def prepare():
+        t = x().clone().requires_grad_()
+        return FreshReduce.apply(t, group), t, grad().clone()
+
+    def run(state):
+        out, t, g = state
+        return torch.autograd.grad([out], [t], [g])
+
+    return prepare, run
+
+
 def gather_floor(sizes, cols, seed, r, w, group):
     """An uneven all-gather at its least: this rank's [sizes[r], cols] float32 piece sent straight
     to every peer and each peer's piece received straight into its place in a fresh
@@ -307,6 +342,7 @@ def primitive_cases(fn, nbytes, dim, is_uneven, w, r, group, calls=None):
     # and of reduce_tensor, whose anemoi side does less than SPEC §5 allows (it reduces in place).
     if fn == "reduce_tensor":
         out[0].floor = reduce_floor((n, WIDTH), seed + 2, r, g)
+        out[1].floor = reduce_backward_floor((n, WIDTH), seed + 2, seed + 1002, r, g)
     if fn == "reduce_shard_tensor":
         out[0].floor = reduce_scatter_floor(n, WIDTH, seed + 2, w, g)
     if fn == "sync_tensor":
