@@ -194,7 +194,7 @@ class C10dCommunicator : public Communicator {
   // direct transfer). Returns when every peer answered.
   void find_lost_peer(const std::string& op, int tag, std::chrono::milliseconds grace);
 
-  // Posts every receive and send of one collective (one tag), runs `local` (this rank's own
+  // Posts every send and receive of one collective (one tag), runs `local` (this rank's own
   // share, copied while the transport moves the rest), then waits on every transfer.
   void exchange(const std::string& op, const std::vector<Transfer>& sends,
                 const std::vector<Transfer>& recvs, const std::function<void()>& local);
