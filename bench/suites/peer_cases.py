@@ -208,25 +208,22 @@ def reduce_backward_floor(shape, seed, grad_seed, r, group):
     rows are (``torch.autograd.grad`` on a fresh graph with a fresh upstream gradient). anemoi's
     forward returns its input, reduced in place, so its backward follows a forward that wrote no
     new tensor: floor / anemoi > 1.0 shows what the new tensor alone costs the backward."""
-    import torch.distributed as dist
+    inputs, fresh_reduce = reduce_floor(shape, seed, r, group)
 
     class FreshReduce(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, input_, mgroup):
-            out = input_.clone()
-            dist.all_reduce(out, group=mgroup)
-            return out
+        def forward(ctx, input_):
+            return fresh_reduce(input_)
 
         @staticmethod
         def backward(ctx, grad_output):
-            return grad_output, None
+            return grad_output
 
-    x = lazy(lambda: _randn(seed + r, *shape))
     grad = lazy(lambda: _randn(grad_seed, *shape))  # replicated, as the rows' upstream
 
     def prepare():
-        t = x().clone().requires_grad_()
-        return FreshReduce.apply(t, group), t, grad().clone()
+        t = inputs().requires_grad_()
+        return FreshReduce.apply(t), t, grad().clone()
 
     def run(state):
         out, t, g = state

@@ -27,7 +27,7 @@ void C10dCommunicator::exchange(const std::string& op, const std::vector<Transfe
                                 const std::function<void()>& local) {
   const int tag = next_tags(1);
   Posted posted(*this, op);
-  // Sends first: the peers learn sooner that our data is ready. Measured (peer suite, same-run
+  // Sends first (receives first before). Measured, the cause not isolated (peer suite, same-run
   // A/B against receives first): W = 2, 1 MiB, every exchange row 0.65-1.98 -> 0.51-0.81 of
   // anemoi (its slow mode, ~3 ms calls, became rarer); 4-64 KiB within +-0.05; W = 4, 4 KiB-1 MiB,
   // 22 of 30 gather rows lower by 0.05-0.32, none higher.
