@@ -242,9 +242,11 @@ def gather_floor(sizes, cols, seed, r, w, group, dim=0):
     cannot write (it moves contiguous buffers only): each peer's piece lands in a buffer of its
     own, and one ``cat`` lays all pieces out once received. The least of the ways measured
     (16 MiB, W = 2, four launches of 150 calls each, median ms): one message per row straight
-    into place 10.6-13.8, the own piece copied in during the transfer and the others after it
-    9.1-12.8, one ``cat`` after it 8.5-11.7 (1 MiB: 6.1-7.6, 1.09-1.20, 1.04-1.12). (Gloo's own
-    all-gather takes longer than graphshard's here: it pads every piece to the largest.)"""
+    into place 10.6-13.8, the pieces copied into place one at a time after the transfer 9.1-12.8,
+    one ``cat`` after it 8.5-11.7 (1 MiB: 6.1-7.6, 1.09-1.20, 1.04-1.12); the own piece copied in
+    during the transfer gained nothing (two launches of 40 calls: 9.9-10.6 against 10.0-10.4).
+    (Gloo's own all-gather takes longer than graphshard's here: it pads every piece to the
+    largest.)"""
     import torch.distributed as dist
 
     shape = (sizes[r], cols) if dim == 0 else (cols, sizes[r])
